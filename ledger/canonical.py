@@ -1,0 +1,103 @@
+"""Canonical JSON: RFC 8785 (JCS) for the values an event may hold.
+
+Allowed: ``None``, ``bool``, ``int`` within ±2^53, ``str``, ``list``/``tuple`` and
+``dict`` with ``str`` keys. Floats (and NaN, infinities) are refused, so every number is
+an integer and JCS number formatting reduces to ``str(int)``. Keys are sorted by their
+UTF-16 code units, as RFC 8785 §3.2.3 requires.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ledger.errors import NotCanonical
+
+__all__ = ["MAX_SAFE_INTEGER", "canonical", "parse"]
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def canonical(value: Any) -> bytes:
+    """Return the canonical UTF-8 bytes of ``value`` or raise :class:`NotCanonical`."""
+    astral = _check(value, "")
+    if astral:
+        return "".join(_encode(value)).encode("utf-8")
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return text.encode("utf-8")
+
+
+def parse(data: bytes) -> Any:
+    """Decode JSON bytes that must be valid UTF-8 and hold no floats."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise NotCanonical(f"not valid UTF-8 at byte {e.start}") from None
+    try:
+        return json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float)
+    except json.JSONDecodeError as e:
+        raise NotCanonical(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+
+
+def _refuse_float(token: str) -> Any:
+    raise NotCanonical(f"number {token} is not an integer; use an integer or a string")
+
+
+def _check(value: Any, path: str) -> bool:
+    """Raise on anything JCS-for-events cannot hold; return True if a key is astral."""
+    if value is None or isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return False
+        raise NotCanonical(f"integer at '{path}' is beyond ±2^53", pointer=path)
+    if isinstance(value, str):
+        _check_str(value, path)
+        return False
+    if isinstance(value, list | tuple):
+        return any([_check(item, f"{path}/{i}") for i, item in enumerate(value)])
+    if isinstance(value, Mapping):
+        return _check_object(value, path)
+    kind = "float" if isinstance(value, float) else type(value).__name__
+    raise NotCanonical(f"value at '{path}' is a {kind}; only integers, strings, booleans, null, arrays and objects are allowed", pointer=path)
+
+
+def _check_object(value: Mapping[Any, Any], path: str) -> bool:
+    astral = False
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise NotCanonical(f"object key {key!r} at '{path}' is not a string", pointer=path)
+        _check_str(key, path)
+        astral = astral or any(ord(c) > 0xFFFF for c in key)
+        astral = _check(item, f"{path}/{_escape_pointer(key)}") or astral
+    return astral
+
+
+def _check_str(value: str, path: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotCanonical(f"string at '{path}' holds a lone surrogate, not valid Unicode", pointer=path) from None
+
+
+def _escape_pointer(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be")
+
+
+def _encode(value: Any) -> list[str]:
+    """The slow path: sort keys by UTF-16 code units (only needed for astral keys)."""
+    if isinstance(value, Mapping):
+        parts: list[str] = []
+        for key in sorted(value, key=_utf16_key):
+            parts.append(_encode_str(key) + ":" + "".join(_encode(value[key])))
+        return ["{" + ",".join(parts) + "}"]
+    if isinstance(value, list | tuple):
+        return ["[" + ",".join("".join(_encode(item)) for item in value) + "]"]
+    return [json.dumps(value, ensure_ascii=False)]
