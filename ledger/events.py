@@ -1,0 +1,162 @@
+"""The event envelope: what an append asks for, and the signed statement it becomes.
+
+An event is one canonical JSON object (DESIGN.md, "The log: formats"); its canonical
+bytes, signature included, are the Merkle leaf. No I/O here.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.canonical import canonical, parse
+from ledger.errors import EventTooLarge, InvalidInput, VerificationError
+from ledger.merkle import leaf_hash
+from ledger.signing import Signer
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "ZERO_HASH",
+    "Disclosure",
+    "Draft",
+    "Recorded",
+    "check_draft",
+    "decode_leaf",
+    "format_time",
+    "seal_event",
+]
+
+MAX_EVENT_BYTES = 64 * 1024
+ZERO_HASH = bytes(32)
+FORMAT_VERSION = 1
+
+_STREAM = re.compile(r"[a-z][a-z-]{0,31}/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_TYPE = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
+_ROLE = re.compile(r"[a-z][a-z-]{0,31}")
+_FIELDS = {"v", "log", "seq", "id", "stream", "version", "type", "schema", "recorded_at",
+           "actor", "data", "prev", "key_id", "sig"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """A sensitive value kept off the log: ``digest`` is what the leaf holds."""
+
+    digest: str
+    category: str
+    field: str
+    disclosure: bytes
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a caller asks the writer to append; seq, version, time and chain come later."""
+
+    stream: str
+    type: str
+    data: Mapping[str, Any]
+    actor: Mapping[str, str]
+    schema_version: int = 1
+    expected_version: int | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    disclosures: tuple[Disclosure, ...] = ()
+
+    @property
+    def schema(self) -> str:
+        return f"{self.type}/{self.schema_version}"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event as committed: its leaf input, leaf hash and decoded form."""
+
+    seq: int
+    leaf: bytes
+    leaf_hash: bytes
+    event: Mapping[str, Any]
+
+    @property
+    def stream(self) -> str:
+        return str(self.event["stream"])
+
+    @property
+    def version(self) -> int:
+        return int(self.event["version"])
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2025-02-07T10:00:00.000000Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_draft(draft: Draft, origin: str) -> None:
+    """Refuse, before it is queued, a draft that could not become a valid event."""
+    if not _STREAM.fullmatch(draft.stream):
+        raise InvalidInput(f"stream {draft.stream!r} must look like 'policy/<id>'", pointer="/stream")
+    if not _TYPE.fullmatch(draft.type):
+        raise InvalidInput(f"event type {draft.type!r} must look like 'policy.issued'", pointer="/type")
+    if not isinstance(draft.data, Mapping):
+        raise InvalidInput("event data must be a JSON object", pointer="/data")
+    if set(draft.actor) != {"id", "role"} or not all(isinstance(v, str) and v for v in draft.actor.values()):
+        raise InvalidInput("actor must be {'id': ..., 'role': ...} with non-empty strings", pointer="/actor")
+    if not _ROLE.fullmatch(draft.actor["role"]):
+        raise InvalidInput(f"actor role {draft.actor['role']!r} is not a role name", pointer="/actor/role")
+    if draft.expected_version is not None and draft.expected_version < 0:
+        raise InvalidInput("expected version must be 0 or more", pointer="/expected_version")
+    _check_size(draft, origin)
+
+
+def _check_size(draft: Draft, origin: str) -> None:
+    widest = _unsigned(draft, origin, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
+                       prev=ZERO_HASH, key_id="0" * 8)  # fmt: skip
+    widest["sig"] = "=" * 88
+    size = len(canonical(widest))
+    if size > MAX_EVENT_BYTES:
+        raise EventTooLarge(f"event would be {size} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON")
+
+
+def _unsigned(draft: Draft, origin: str, *, seq: int, version: int, recorded_at: str, prev: bytes,
+              key_id: str) -> dict[str, Any]:  # fmt: skip
+    return {
+        "v": FORMAT_VERSION,
+        "log": origin,
+        "seq": seq,
+        "id": draft.id,
+        "stream": draft.stream,
+        "version": version,
+        "type": draft.type,
+        "schema": draft.schema,
+        "recorded_at": recorded_at,
+        "actor": dict(draft.actor),
+        "data": dict(draft.data),
+        "prev": base64.b64encode(prev).decode(),
+        "key_id": key_id,
+    }
+
+
+def seal_event(draft: Draft, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:
+    """Sign a checked draft at its place in the log and return its leaf."""
+    event = _unsigned(draft, signer.name, seq=seq, version=version, recorded_at=recorded_at, prev=prev,
+                      key_id=signer.key_id.hex())  # fmt: skip
+    event["sig"] = signer.sign_event(event)
+    leaf = canonical(event)
+    return Recorded(seq, leaf, leaf_hash(leaf), event)
+
+
+def decode_leaf(leaf: bytes, seq: int) -> dict[str, Any]:
+    """Parse a leaf and check it is a canonical event with the envelope's fields."""
+    try:
+        event = parse(leaf)
+    except InvalidInput as e:
+        raise VerificationError(f"leaf is not valid JSON: {e.detail}", seq=seq) from None
+    if not isinstance(event, dict) or set(event) != _FIELDS:
+        raise VerificationError("leaf is not an event object with exactly the envelope's fields", seq=seq)
+    if canonical(event) != leaf:
+        raise VerificationError("leaf is not in canonical form", seq=seq)
+    if event["seq"] != seq:
+        raise VerificationError(f"leaf says seq {event['seq']}", seq=seq)
+    return event

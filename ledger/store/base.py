@@ -1,0 +1,93 @@
+"""The store protocol both backends implement, and the rows they exchange.
+
+The writer talks to a :class:`WriteTransaction` it gets from :meth:`Store.write`: the
+transaction holds the log's write lock from start to commit, so that commit order is seq
+order even when several processes share one database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.events import Disclosure, Recorded
+from ledger.merkle import NodeKey
+
+__all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction"]
+
+
+@dataclass(frozen=True)
+class LeafRow:
+    seq: int
+    leaf: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    key_id: str
+    vkey: str
+    from_seq: int
+
+
+class WriteTransaction(Protocol):
+    async def log_size(self) -> int: ...
+
+    async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
+
+    async def stream_versions(self, streams: Sequence[str]) -> dict[str, int]: ...
+
+    async def keys(self) -> list[KeyRow]: ...
+
+    async def add_key(self, key: KeyRow) -> None: ...
+
+    async def append(
+        self,
+        events: Sequence[Recorded],
+        nodes: Sequence[tuple[NodeKey, bytes]],
+        disclosures: Sequence[tuple[int, Disclosure]],
+    ) -> None: ...
+
+    async def add_checkpoint(self, size: int, note: bytes) -> None: ...
+
+
+class Store(Protocol):
+    """A log's storage; every method is one short transaction unless it says otherwise."""
+
+    url: str
+
+    async def migrate(self) -> list[str]:
+        """Apply the numbered migrations not yet applied; return their names."""
+        ...
+
+    async def pending_migrations(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+    def write(self) -> AbstractAsyncContextManager[WriteTransaction]:
+        """A transaction holding the log's write lock; commits on a clean exit."""
+        ...
+
+    async def log_size(self) -> int: ...
+
+    async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
+        """Events with start <= seq < end, in seq order."""
+        ...
+
+    def iter_leaves(self, start: int = 0, batch: int = 10_000) -> AsyncIterator[LeafRow]: ...
+
+    async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
+
+    async def stream_leaves(self, stream: str) -> list[LeafRow]: ...
+
+    async def latest_checkpoint(self) -> bytes | None: ...
+
+    async def checkpoint(self, size: int) -> bytes | None: ...
+
+    async def keys(self) -> list[KeyRow]: ...
+
+    async def disclosures(self, digests: Sequence[str]) -> dict[str, bytes]: ...
+
+    async def erase_disclosure(self, digest: str) -> bool: ...

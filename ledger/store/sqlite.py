@@ -1,0 +1,216 @@
+"""The embedded SQLite backend, through aiosqlite: one connection, one lock."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiosqlite
+
+from ledger.errors import Unavailable
+from ledger.events import Disclosure, Recorded
+from ledger.merkle import NodeKey
+from ledger.store.base import KeyRow, LeafRow
+from ledger.store.migrations import migrations
+
+__all__ = ["SqliteStore"]
+
+
+class _Write:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def log_size(self) -> int:
+        return await _log_size(self._conn)
+
+    async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        return await _read_nodes(self._conn, keys)
+
+    async def stream_versions(self, streams: Sequence[str]) -> dict[str, int]:
+        marks = ",".join("?" * len(streams))
+        rows = await _fetch(
+            self._conn, f"SELECT stream, max(version) FROM events WHERE stream IN ({marks}) GROUP BY stream", streams
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def keys(self) -> list[KeyRow]:
+        return await _keys(self._conn)
+
+    async def add_key(self, key: KeyRow) -> None:
+        await self._conn.execute(
+            "INSERT INTO log_keys (key_id, vkey, from_seq) VALUES (?, ?, ?)", (key.key_id, key.vkey, key.from_seq)
+        )
+
+    async def append(
+        self,
+        events: Sequence[Recorded],
+        nodes: Sequence[tuple[NodeKey, bytes]],
+        disclosures: Sequence[tuple[int, Disclosure]],
+    ) -> None:
+        await self._conn.executemany(
+            "INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash) VALUES (?,?,?,?,?,?,?)",
+            [(e.seq, e.stream, e.version, e.event["type"], e.event["recorded_at"], e.leaf, e.leaf_hash) for e in events],
+        )
+        await self._conn.executemany(
+            "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", [(k[0], k[1], h) for k, h in nodes]
+        )
+        await self._conn.executemany(
+            "INSERT INTO disclosures (digest, seq, category, field, disclosure) VALUES (?, ?, ?, ?, ?)",
+            [(d.digest, seq, d.category, d.field, d.disclosure) for seq, d in disclosures],
+        )
+
+    async def add_checkpoint(self, size: int, note: bytes) -> None:
+        await self._conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT DO NOTHING", (size, note))
+
+
+async def _fetch(conn: aiosqlite.Connection, query: str, args: Iterable[Any] = ()) -> list[Any]:
+    async with conn.execute(query, tuple(args)) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def _log_size(conn: aiosqlite.Connection) -> int:
+    rows = await _fetch(conn, "SELECT max(seq) FROM events")
+    return 0 if rows[0][0] is None else int(rows[0][0]) + 1
+
+
+async def _read_nodes(conn: aiosqlite.Connection, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+    found: dict[NodeKey, bytes] = {}
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        where = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
+        rows = await _fetch(conn, f"SELECT level, idx, hash FROM tree_nodes WHERE {where}", [x for k in chunk for x in k])
+        found.update({(r[0], r[1]): bytes(r[2]) for r in rows})
+    return found
+
+
+async def _keys(conn: aiosqlite.Connection) -> list[KeyRow]:
+    rows = await _fetch(conn, "SELECT key_id, vkey, from_seq FROM log_keys ORDER BY from_seq, key_id")
+    return [KeyRow(*r) for r in rows]
+
+
+def _path(url: str) -> str:
+    path = url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:") else url
+    return path or ":memory:"
+
+
+class SqliteStore:
+    """A log in one SQLite file (``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite:///:memory:``)."""
+
+    def __init__(self, conn: aiosqlite.Connection, url: str) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.url = url
+
+    @classmethod
+    async def open(cls, url: str) -> SqliteStore:
+        path = _path(url)
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+        except sqlite3.Error as e:
+            raise Unavailable(f"cannot open SQLite database {path}: {e}") from e
+        if path != ":memory:":
+            await conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the append is acknowledged.
+        await conn.execute("PRAGMA synchronous=FULL")
+        return cls(conn, url)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def migrate(self) -> list[str]:
+        async with self.write():
+            pending = await self._pending()
+            for name in pending:
+                for statement in _statements(dict(migrations("sqlite"))[name]):
+                    await self._conn.execute(statement)
+                await self._conn.execute("INSERT INTO schema_migrations (name) VALUES (?)", (name,))
+            return pending
+
+    async def pending_migrations(self) -> list[str]:
+        async with self._lock:
+            return await self._pending()
+
+    async def _pending(self) -> list[str]:
+        await self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY,"
+            " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+        )
+        done = {r[0] for r in await _fetch(self._conn, "SELECT name FROM schema_migrations")}
+        return [name for name, _ in migrations("sqlite") if name not in done]
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[_Write]:
+        async with self._lock:
+            # BEGIN IMMEDIATE takes SQLite's write lock at once: one writer at a time across
+            # processes, so each batch reads the log head and commits before the next.
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _Write(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _read(self, query: str, args: Iterable[Any] = ()) -> list[Any]:
+        async with self._lock:
+            return await _fetch(self._conn, query, args)
+
+    async def log_size(self) -> int:
+        async with self._lock:
+            return await _log_size(self._conn)
+
+    async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
+        rows = await self._read(
+            "SELECT seq, leaf, leaf_hash FROM events WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end)
+        )
+        return [LeafRow(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+
+    async def iter_leaves(self, start: int = 0, batch: int = 10_000) -> AsyncIterator[LeafRow]:
+        while rows := await self.read_leaves(start, start + batch):
+            for row in rows:
+                yield row
+            start = rows[-1].seq + 1
+
+    async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        async with self._lock:
+            return await _read_nodes(self._conn, keys)
+
+    async def stream_leaves(self, stream: str) -> list[LeafRow]:
+        rows = await self._read("SELECT seq, leaf, leaf_hash FROM events WHERE stream = ? ORDER BY version", (stream,))
+        return [LeafRow(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+
+    async def latest_checkpoint(self) -> bytes | None:
+        rows = await self._read("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return bytes(rows[0][0]) if rows else None
+
+    async def checkpoint(self, size: int) -> bytes | None:
+        rows = await self._read("SELECT note FROM checkpoints WHERE size = ?", (size,))
+        return bytes(rows[0][0]) if rows else None
+
+    async def keys(self) -> list[KeyRow]:
+        async with self._lock:
+            return await _keys(self._conn)
+
+    async def disclosures(self, digests: Sequence[str]) -> dict[str, bytes]:
+        marks = ",".join("?" * len(digests))
+        rows = await self._read(f"SELECT digest, disclosure FROM disclosures WHERE digest IN ({marks})", digests)
+        return {r[0]: bytes(r[1]) for r in rows}
+
+    async def erase_disclosure(self, digest: str) -> bool:
+        async with self.write():
+            cursor = await self._conn.execute("DELETE FROM disclosures WHERE digest = ?", (digest,))
+            return cursor.rowcount == 1
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (sqlite3 runs one at a time; triggers hold ';')."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s and not all(ln.startswith("--") for ln in s.splitlines())]

@@ -1,0 +1,122 @@
+"""Whole-log verification: every leaf, signature, link, the tree and the checkpoints.
+
+Pure: the caller feeds leaves in seq order, in chunks. :func:`check_leaves` is the
+costly, independent part (parse, canonical form, signature) and may run in other
+processes; :class:`LogAuditor` does the sequential part (seq contiguity, ``prev``
+links, Merkle roots) and checks checkpoints. Every failure is one
+:class:`VerificationError` naming the first bad seq or the checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ledger.checkpoint import Checkpoint, open_checkpoint
+from ledger.errors import VerificationError
+from ledger.events import ZERO_HASH, decode_leaf
+from ledger.merkle import frontier_root, leaf_hash, perfect_nodes_completed
+from ledger.signing import Verifier, signed_event_bytes
+
+__all__ = ["CheckedLeaf", "LogAuditor", "TrustedKey", "check_leaves"]
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A log key the verifier trusts, valid for events from ``from_seq`` on."""
+
+    verifier: Verifier
+    from_seq: int = 0
+
+
+@dataclass(frozen=True)
+class CheckedLeaf:
+    seq: int
+    leaf_hash: bytes
+    prev: bytes
+
+
+@lru_cache(maxsize=64)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def check_leaves(origin: str, keys: Sequence[TrustedKey], leaves: Sequence[tuple[int, bytes]]) -> list[CheckedLeaf]:
+    """Check each leaf on its own: canonical event of this log, signed by a trusted key."""
+    by_id = {k.verifier.key_id.hex(): k for k in keys}
+    return [_check_leaf(origin, by_id, seq, leaf) for seq, leaf in leaves]
+
+
+def _check_leaf(origin: str, keys: dict[str, TrustedKey], seq: int, leaf: bytes) -> CheckedLeaf:
+    event = decode_leaf(leaf, seq)
+    if event["log"] != origin:
+        raise VerificationError(f"event belongs to log {event['log']!r}, not {origin!r}", seq=seq)
+    key = keys.get(event["key_id"])
+    if key is None:
+        raise VerificationError(f"signed by key {event['key_id']!r}, which is not a trusted key of this log", seq=seq)
+    if seq < key.from_seq:
+        raise VerificationError(f"signed by key {event['key_id']} before it was in use (from seq {key.from_seq})", seq=seq)
+    try:
+        signature, prev = base64.b64decode(event["sig"], validate=True), base64.b64decode(event["prev"], validate=True)
+        _public_key(key.verifier.public_key).verify(signature, signed_event_bytes(event))
+    except (binascii.Error, TypeError):
+        raise VerificationError("sig or prev is not valid base64", seq=seq) from None
+    except InvalidSignature:
+        raise VerificationError("event signature does not verify", seq=seq) from None
+    return CheckedLeaf(seq, leaf_hash(leaf), prev)
+
+
+class LogAuditor:
+    """Folds checked leaves in seq order; remembers the roots at the sizes asked for."""
+
+    def __init__(self, origin: str, keys: Sequence[TrustedKey], *, roots_at: Iterable[int] = ()) -> None:
+        self.origin = origin
+        self.keys = tuple(keys)
+        self.size = 0
+        self._prev = ZERO_HASH
+        self._frontier: list[bytes] = []
+        self._wanted = set(roots_at)
+        self.roots: dict[int, bytes] = {}
+
+    def feed(self, checked: Iterable[CheckedLeaf]) -> None:
+        for leaf in checked:
+            if leaf.seq != self.size:
+                raise VerificationError(f"expected seq {self.size} next: an event is missing or out of order", seq=leaf.seq)
+            if leaf.prev != self._prev:
+                raise VerificationError(f"prev does not match the leaf hash of seq {leaf.seq - 1}", seq=leaf.seq)
+            perfect_nodes_completed(leaf.seq, leaf.leaf_hash, self._frontier)
+            self._prev = leaf.leaf_hash
+            self.size += 1
+            if self.size in self._wanted:
+                self.roots[self.size] = frontier_root(self._frontier)
+
+    @property
+    def root(self) -> bytes:
+        return frontier_root(self._frontier)
+
+    def root_at(self, size: int) -> bytes:
+        if size == self.size:
+            return self.root
+        if size not in self.roots:
+            raise VerificationError(f"no root was kept for size {size}; ask for it with roots_at")
+        return self.roots[size]
+
+    def check_checkpoint(self, note: bytes, what: str = "checkpoint") -> Checkpoint:
+        """Verify a signed checkpoint against the leaves fed so far."""
+        try:
+            checkpoint, _ = open_checkpoint(note, self.origin, [k.verifier for k in self.keys])
+        except VerificationError as e:
+            raise VerificationError(f"{what}: {e.detail}") from None
+        if checkpoint.size > self.size:
+            raise VerificationError(
+                f"{what} covers {checkpoint.size} events but the log holds only {self.size}: events were removed"
+            )
+        if self.root_at(checkpoint.size) != checkpoint.root:
+            raise VerificationError(f"{what} root for size {checkpoint.size} does not match the log's leaves")
+        return checkpoint

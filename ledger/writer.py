@@ -1,0 +1,210 @@
+"""The sequencer: one per log and process, committing appends in batches (group commit).
+
+Callers queue checked drafts; one task takes whatever is queued, opens a store write
+transaction (which holds the log's lock across processes), reads the log head, assigns
+seq, version, time and ``prev``, signs, stores the leaves and the tree nodes they
+complete, signs a checkpoint, and commits. Only then is each caller answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.errors import LedgerError, Unavailable, VersionConflict
+from ledger.events import ZERO_HASH, Draft, Recorded, check_draft, format_time, seal_event
+from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
+from ledger.signing import Signer
+from ledger.store.base import KeyRow, Store, WriteTransaction
+
+__all__ = ["BatchHook", "Writer"]
+
+log = structlog.get_logger("ledger.writer")
+
+BatchHook = Callable[[WriteTransaction, Sequence[Recorded]], Awaitable[None]]
+
+
+@dataclass
+class _Pending:
+    draft: Draft
+    future: asyncio.Future[Recorded]
+
+
+@dataclass(frozen=True)
+class _Head:
+    size: int
+    frontier: tuple[bytes, ...]
+    last_leaf_hash: bytes
+
+
+class Writer:
+    """Appends drafts to the log; ``await append(draft)`` returns once it is committed."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: Signer,
+        *,
+        max_batch: int = 1024,
+        checkpoint_interval: float = 0.0,
+        hooks: Sequence[BatchHook] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._signer = signer
+        self._max_batch = max_batch
+        self._checkpoint_interval = checkpoint_interval
+        self._hooks = tuple(hooks)
+        self._clock = clock
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._head: _Head | None = None
+        self._checkpointed_at = 0.0
+        self._checkpointed_size = 0
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.appended = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def origin(self) -> str:
+        return self._signer.name
+
+    async def start(self) -> None:
+        async with self._store.write() as tx:
+            key_id = self._signer.key_id.hex()
+            if all(k.key_id != key_id for k in await tx.keys()):
+                await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, await tx.log_size()))
+        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    async def append(self, draft: Draft) -> Recorded:
+        check_draft(draft, self.origin)
+        if self._closing or not self.running:
+            raise Unavailable("the writer is not accepting appends (shutting down or not started)")
+        pending = _Pending(draft, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(pending)
+        return await pending.future
+
+    async def close(self) -> None:
+        """Stop accepting appends, commit what is queued, then stop."""
+        self._closing = True
+        while self.running and (not self._queue.empty() or self._busy):
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    _busy = False
+
+    async def _run(self) -> None:
+        while True:
+            timeout = self._checkpoint_interval or None
+            try:
+                first = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                await self._checkpoint_tail()
+                continue
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._busy = True
+            try:
+                await self._commit(batch)
+            finally:
+                self._busy = False
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        try:
+            async with self._store.write() as tx:
+                head, outcomes = await self._sequence(tx, batch)
+        except Exception as e:  # the batch did not commit: no caller is acknowledged
+            self._head = None
+            error = e if isinstance(e, LedgerError) else Unavailable(f"the log could not commit this append: {e}")
+            log.error("batch_failed", size=len(batch), error=str(e))
+            outcomes = [error] * len(batch)
+        else:
+            self._head = head
+            self.batches += 1
+            log.debug("batch_committed", size=len(batch), tree_size=head.size,
+                      ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(outcome, Exception):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _load_head(self, tx: WriteTransaction, size: int) -> _Head:
+        if self._head is not None and self._head.size == size:
+            return self._head
+        keys = frontier_keys(size)
+        nodes = await tx.read_nodes(keys)
+        if len(nodes) != len(keys):
+            raise Unavailable(f"stored tree nodes for size {size} are missing; the database is damaged")
+        last = (await tx.read_nodes([(0, size - 1)]))[(0, size - 1)] if size else ZERO_HASH
+        return _Head(size, tuple(nodes[k] for k in keys), last)
+
+    async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
+        head = await self._load_head(tx, await tx.log_size())
+        versions = await tx.stream_versions(sorted({p.draft.stream for p in batch}))
+        now, frontier, prev = format_time(self._clock()), list(head.frontier), head.last_leaf_hash
+        recorded: list[Recorded] = []
+        nodes: list[tuple[NodeKey, bytes]] = []
+        outcomes: list[Recorded | Exception] = []
+        for pending in batch:
+            draft = pending.draft
+            current = versions.get(draft.stream, 0)
+            if draft.expected_version is not None and draft.expected_version != current:
+                outcomes.append(VersionConflict(
+                    f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"))  # fmt: skip
+                continue
+            versions[draft.stream] = current + 1
+            event = seal_event(draft, self._signer, seq=head.size + len(recorded), version=current + 1,
+                               recorded_at=now, prev=prev)  # fmt: skip
+            nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
+            prev = event.leaf_hash
+            recorded.append(event)
+            outcomes.append(event)
+        if not recorded:
+            return head, outcomes
+        disclosures = [(o.seq, d) for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Recorded)
+                       for d in p.draft.disclosures]  # fmt: skip
+        await tx.append(recorded, nodes, disclosures)
+        for hook in self._hooks:
+            await hook(tx, recorded)
+        new_head = _Head(head.size + len(recorded), tuple(frontier), prev)
+        await self._maybe_checkpoint(tx, new_head)
+        self.appended += len(recorded)
+        return new_head, outcomes
+
+    async def _maybe_checkpoint(self, tx: WriteTransaction, head: _Head) -> None:
+        if time.monotonic() - self._checkpointed_at < self._checkpoint_interval:
+            return
+        checkpoint = Checkpoint(self.origin, head.size, frontier_root(head.frontier))
+        await tx.add_checkpoint(head.size, sign_checkpoint(checkpoint, self._signer))
+        self._checkpointed_at = time.monotonic()
+        self._checkpointed_size = head.size
+
+    async def _checkpoint_tail(self) -> None:
+        """Sign a checkpoint for appends an interval left uncovered."""
+        if self._head is None or self._head.size <= self._checkpointed_size:
+            return
+        try:
+            async with self._store.write() as tx:
+                self._checkpointed_at = 0.0
+                await self._maybe_checkpoint(tx, await self._load_head(tx, await tx.log_size()))
+        except LedgerError as e:
+            log.warning("checkpoint_failed", error=e.detail)
