@@ -9,6 +9,7 @@ UTF-16 code units, as RFC 8785 §3.2.3 requires.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,16 +19,46 @@ __all__ = ["MAX_SAFE_INTEGER", "canonical", "parse"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def canonical(value: Any) -> bytes:
     """Return the canonical UTF-8 bytes of ``value`` or raise :class:`NotCanonical`."""
-    astral = _check(value, "")
-    if astral:
+    fast = _fast(value)
+    if fast is not None:
+        return fast
+    if _check(value, ""):
         return "".join(_encode(value)).encode("utf-8")
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return text.encode("utf-8")
+    return _dumps(value).encode("utf-8")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def _fast(value: Any) -> bytes | None:
+    """Encode in C, then prove the result exact by decoding it back; None when unsure.
+
+    The round trip refuses floats and unsafe integers, and compares equal only if every
+    key was a string and every array a list. Astral characters (which sort differently
+    in UTF-16) and lone surrogates send the value down the slow, precise path.
+    """
+    try:
+        text = _dumps(value)
+        data = text.encode("utf-8")
+        if _ASTRAL.search(text):
+            return None
+        return data if json.loads(text, parse_float=_refuse_float, parse_int=_safe_int) == value else None
+    except (TypeError, ValueError, NotCanonical):
+        return None
+
+
+def _safe_int(token: str) -> int:
+    number = int(token)
+    if -MAX_SAFE_INTEGER <= number <= MAX_SAFE_INTEGER:
+        return number
+    raise NotCanonical(f"integer {token} is beyond ±2^53")
 
 
 def parse(data: bytes) -> Any:
@@ -37,7 +68,7 @@ def parse(data: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise NotCanonical(f"not valid UTF-8 at byte {e.start}") from None
     try:
-        return json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float)
+        return json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int)
     except json.JSONDecodeError as e:
         raise NotCanonical(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
 

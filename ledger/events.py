@@ -7,6 +7,7 @@ bytes, signature included, are the Merkle leaf. No I/O here.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -17,10 +18,13 @@ from typing import Any
 from ledger.canonical import canonical, parse
 from ledger.errors import EventTooLarge, InvalidInput, VerificationError
 from ledger.merkle import leaf_hash
-from ledger.signing import Signer
+from ledger.signing import EVENT_CONTEXT, Signer
+
+_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "Checked",
     "ZERO_HASH",
     "Disclosure",
     "Draft",
@@ -93,7 +97,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def check_draft(draft: Draft, origin: str) -> None:
+@dataclass(frozen=True)
+class Checked:
+    """A draft whose data and actor are known to encode; their canonical bytes kept."""
+
+    draft: Draft
+    data: bytes
+    actor: bytes
+
+
+def check_draft(draft: Draft, origin: str) -> Checked:
     """Refuse, before it is queued, a draft that could not become a valid event."""
     if not _STREAM.fullmatch(draft.stream):
         raise InvalidInput(f"stream {draft.stream!r} must look like 'policy/<id>'", pointer="/stream")
@@ -107,43 +120,62 @@ def check_draft(draft: Draft, origin: str) -> None:
         raise InvalidInput(f"actor role {draft.actor['role']!r} is not a role name", pointer="/actor/role")
     if draft.expected_version is not None and draft.expected_version < 0:
         raise InvalidInput("expected version must be 0 or more", pointer="/expected_version")
-    _check_size(draft, origin)
+    checked = Checked(draft, canonical(draft.data), canonical(dict(draft.actor)))
+    widest = _leaf(checked, origin, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
+                   prev=ZERO_HASH, key_id="0" * 8, sig="=" * 88)  # fmt: skip
+    if len(widest) > MAX_EVENT_BYTES:
+        raise EventTooLarge(
+            f"event would be {len(widest)} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON"
+        )
+    return checked
 
 
-def _check_size(draft: Draft, origin: str) -> None:
-    widest = _unsigned(draft, origin, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
-                       prev=ZERO_HASH, key_id="0" * 8)  # fmt: skip
-    widest["sig"] = "=" * 88
-    size = len(canonical(widest))
-    if size > MAX_EVENT_BYTES:
-        raise EventTooLarge(f"event would be {size} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON")
+def _leaf(checked: Checked, origin: str, *, seq: int, version: int, recorded_at: str, prev: bytes, key_id: str,
+          sig: str | None) -> bytes:  # fmt: skip
+    """The canonical event, assembled from canonical pieces in RFC 8785 key order.
+
+    Every top-level key is ASCII and fixed, so sorting them once (here, by hand) and
+    joining canonical values gives exactly ``canonical(event)``; tests hold it to that.
+    """
+    draft = checked.draft
+    fields = [
+        (b"actor", checked.actor),
+        (b"data", checked.data),
+        (b"id", _string(draft.id)),
+        (b"key_id", _string(key_id)),
+        (b"log", _string(origin)),
+        (b"prev", _string(base64.b64encode(prev).decode())),
+        (b"recorded_at", _string(recorded_at)),
+        (b"schema", _string(draft.schema)),
+        (b"seq", str(seq).encode()),
+        (b"sig", _string(sig) if sig is not None else None),
+        (b"stream", _string(draft.stream)),
+        (b"type", _string(draft.type)),
+        (b"v", str(FORMAT_VERSION).encode()),
+        (b"version", str(version).encode()),
+    ]
+    return b"{" + b",".join(b'"' + k + b'":' + v for k, v in fields if v is not None) + b"}"
 
 
-def _unsigned(draft: Draft, origin: str, *, seq: int, version: int, recorded_at: str, prev: bytes,
-              key_id: str) -> dict[str, Any]:  # fmt: skip
-    return {
-        "v": FORMAT_VERSION,
-        "log": origin,
-        "seq": seq,
-        "id": draft.id,
-        "stream": draft.stream,
-        "version": version,
-        "type": draft.type,
-        "schema": draft.schema,
-        "recorded_at": recorded_at,
-        "actor": dict(draft.actor),
-        "data": dict(draft.data),
-        "prev": base64.b64encode(prev).decode(),
-        "key_id": key_id,
-    }
+def _string(text: str) -> bytes:
+    return _encode_str(text).encode("utf-8")  # type: ignore[no-any-return]
 
 
-def seal_event(draft: Draft, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:
+def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:
     """Sign a checked draft at its place in the log and return its leaf."""
-    event = _unsigned(draft, signer.name, seq=seq, version=version, recorded_at=recorded_at, prev=prev,
-                      key_id=signer.key_id.hex())  # fmt: skip
-    event["sig"] = signer.sign_event(event)
-    leaf = canonical(event)
+    place = {"seq": seq, "version": version, "recorded_at": recorded_at, "prev": prev, "key_id": signer.key_id.hex()}
+    unsigned = _leaf(checked, signer.name, **place, sig=None)  # type: ignore[arg-type]
+    sig = base64.b64encode(signer.sign(EVENT_CONTEXT + unsigned)).decode()
+    # "sig" sorts just before "stream": splice it in rather than encode the event again.
+    at = unsigned.rindex(b',"stream":')
+    leaf = unsigned[:at] + b',"sig":"' + sig.encode() + b'"' + unsigned[at:]
+    draft = checked.draft
+    event = {
+        "v": FORMAT_VERSION, "log": signer.name, "seq": seq, "id": draft.id, "stream": draft.stream,
+        "version": version, "type": draft.type, "schema": draft.schema, "recorded_at": recorded_at,
+        "actor": dict(draft.actor), "data": dict(draft.data), "prev": base64.b64encode(prev).decode(),
+        "key_id": place["key_id"], "sig": sig,
+    }  # fmt: skip
     return Recorded(seq, leaf, leaf_hash(leaf), event)
 
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -85,11 +86,11 @@ class Signer:
         _check_name(name)
         return cls(name, Ed25519PrivateKey.generate())
 
-    @property
+    @cached_property
     def verifier(self) -> Verifier:
         return Verifier(self.name, _raw_public(self.private_key.public_key()))
 
-    @property
+    @cached_property
     def key_id(self) -> bytes:
         return self.verifier.key_id
 

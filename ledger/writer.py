@@ -19,7 +19,7 @@ import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import LedgerError, Unavailable, VersionConflict
-from ledger.events import ZERO_HASH, Draft, Recorded, check_draft, format_time, seal_event
+from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.signing import Signer
 from ledger.store.base import KeyRow, Store, WriteTransaction
@@ -33,7 +33,7 @@ BatchHook = Callable[[WriteTransaction, Sequence[Recorded]], Awaitable[None]]
 
 @dataclass
 class _Pending:
-    draft: Draft
+    checked: Checked
     future: asyncio.Future[Recorded]
 
 
@@ -84,14 +84,15 @@ class Writer:
         async with self._store.write() as tx:
             key_id = self._signer.key_id.hex()
             if all(k.key_id != key_id for k in await tx.keys()):
-                await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, await tx.log_size()))
+                size, _ = await tx.head([])
+                await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, size))
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def append(self, draft: Draft) -> Recorded:
-        check_draft(draft, self.origin)
+        checked = check_draft(draft, self.origin)
         if self._closing or not self.running:
             raise Unavailable("the writer is not accepting appends (shutting down or not started)")
-        pending = _Pending(draft, asyncio.get_running_loop().create_future())
+        pending = _Pending(checked, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(pending)
         return await pending.future
 
@@ -158,21 +159,21 @@ class Writer:
         return _Head(size, tuple(nodes[k] for k in keys), last)
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
-        head = await self._load_head(tx, await tx.log_size())
-        versions = await tx.stream_versions(sorted({p.draft.stream for p in batch}))
+        size, versions = await tx.head(sorted({p.checked.draft.stream for p in batch}))
+        head = await self._load_head(tx, size)
         now, frontier, prev = format_time(self._clock()), list(head.frontier), head.last_leaf_hash
         recorded: list[Recorded] = []
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
         for pending in batch:
-            draft = pending.draft
+            draft = pending.checked.draft
             current = versions.get(draft.stream, 0)
             if draft.expected_version is not None and draft.expected_version != current:
                 outcomes.append(VersionConflict(
                     f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"))  # fmt: skip
                 continue
             versions[draft.stream] = current + 1
-            event = seal_event(draft, self._signer, seq=head.size + len(recorded), version=current + 1,
+            event = seal_event(pending.checked, self._signer, seq=head.size + len(recorded), version=current + 1,
                                recorded_at=now, prev=prev)  # fmt: skip
             nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
             prev = event.leaf_hash
@@ -181,22 +182,21 @@ class Writer:
         if not recorded:
             return head, outcomes
         disclosures = [(o.seq, d) for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Recorded)
-                       for d in p.draft.disclosures]  # fmt: skip
-        await tx.append(recorded, nodes, disclosures)
+                       for d in p.checked.draft.disclosures]  # fmt: skip
+        new_head = _Head(head.size + len(recorded), tuple(frontier), prev)
+        await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
         for hook in self._hooks:
             await hook(tx, recorded)
-        new_head = _Head(head.size + len(recorded), tuple(frontier), prev)
-        await self._maybe_checkpoint(tx, new_head)
         self.appended += len(recorded)
         return new_head, outcomes
 
-    async def _maybe_checkpoint(self, tx: WriteTransaction, head: _Head) -> None:
+    def _maybe_checkpoint(self, head: _Head) -> tuple[int, bytes] | None:
         if time.monotonic() - self._checkpointed_at < self._checkpoint_interval:
-            return
+            return None
         checkpoint = Checkpoint(self.origin, head.size, frontier_root(head.frontier))
-        await tx.add_checkpoint(head.size, sign_checkpoint(checkpoint, self._signer))
         self._checkpointed_at = time.monotonic()
         self._checkpointed_size = head.size
+        return head.size, sign_checkpoint(checkpoint, self._signer)
 
     async def _checkpoint_tail(self) -> None:
         """Sign a checkpoint for appends an interval left uncovered."""
@@ -205,6 +205,7 @@ class Writer:
         try:
             async with self._store.write() as tx:
                 self._checkpointed_at = 0.0
-                await self._maybe_checkpoint(tx, await self._load_head(tx, await tx.log_size()))
+                head = await self._load_head(tx, (await tx.head([]))[0])
+                await tx.append([], [], [], self._maybe_checkpoint(head))
         except LedgerError as e:
             log.warning("checkpoint_failed", error=e.detail)

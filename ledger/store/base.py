@@ -33,11 +33,11 @@ class KeyRow:
 
 
 class WriteTransaction(Protocol):
-    async def log_size(self) -> int: ...
+    async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """The log size, and the current version of each of ``streams`` that exists."""
+        ...
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
-
-    async def stream_versions(self, streams: Sequence[str]) -> dict[str, int]: ...
 
     async def keys(self) -> list[KeyRow]: ...
 
@@ -48,9 +48,10 @@ class WriteTransaction(Protocol):
         events: Sequence[Recorded],
         nodes: Sequence[tuple[NodeKey, bytes]],
         disclosures: Sequence[tuple[int, Disclosure]],
-    ) -> None: ...
-
-    async def add_checkpoint(self, size: int, note: bytes) -> None: ...
+        checkpoint: tuple[int, bytes] | None,
+    ) -> None:
+        """Store a batch: its leaves, the subtrees they complete, disclosures, a checkpoint."""
+        ...
 
 
 class Store(Protocol):

@@ -18,7 +18,6 @@ from ledger.store.migrations import migrations
 __all__ = ["PostgresStore"]
 
 _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
-_EVENT_COLUMNS = ["seq", "stream", "version", "type", "recorded_at", "leaf", "leaf_hash"]
 
 
 @asynccontextmanager
@@ -38,19 +37,13 @@ class _Write:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
 
-    async def log_size(self) -> int:
-        value = await self._conn.fetchval("SELECT max(seq) FROM events")
-        return 0 if value is None else int(value) + 1
+    async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
+        row = await self._conn.fetchrow(_HEAD, list(streams))
+        size = 0 if row["top"] is None else int(row["top"]) + 1
+        return size, dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)
-
-    async def stream_versions(self, streams: Sequence[str]) -> dict[str, int]:
-        rows = await self._conn.fetch(
-            "SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream",
-            list(streams),
-        )
-        return {r["stream"]: r["version"] for r in rows}
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
@@ -65,25 +58,52 @@ class _Write:
         events: Sequence[Recorded],
         nodes: Sequence[tuple[NodeKey, bytes]],
         disclosures: Sequence[tuple[int, Disclosure]],
+        checkpoint: tuple[int, bytes] | None,
     ) -> None:
-        rows = [
-            (e.seq, e.stream, e.version, e.event["type"], datetime.fromisoformat(e.event["recorded_at"]), e.leaf,
-             e.leaf_hash)  # fmt: skip
-            for e in events
-        ]
-        await self._conn.copy_records_to_table("events", records=rows, columns=_EVENT_COLUMNS)
-        await self._conn.copy_records_to_table(
-            "tree_nodes", records=[(k[0], k[1], h) for k, h in nodes], columns=["level", "idx", "hash"]
+        if checkpoint is None:
+            checkpoint = (-1, b"")
+        await self._conn.execute(
+            _APPEND,
+            [e.seq for e in events],
+            [e.stream for e in events],
+            [e.version for e in events],
+            [e.event["type"] for e in events],
+            [datetime.fromisoformat(e.event["recorded_at"]) for e in events],
+            [e.leaf for e in events],
+            [e.leaf_hash for e in events],
+            [k[0] for k, _ in nodes],
+            [k[1] for k, _ in nodes],
+            [h for _, h in nodes],
+            [d.digest for _, d in disclosures],
+            [seq for seq, _ in disclosures],
+            [d.category for _, d in disclosures],
+            [d.field for _, d in disclosures],
+            [d.disclosure for _, d in disclosures],
+            checkpoint[0],
+            checkpoint[1],
         )
-        if disclosures:
-            await self._conn.copy_records_to_table(
-                "disclosures",
-                records=[(d.digest, seq, d.category, d.field, d.disclosure) for seq, d in disclosures],
-                columns=["digest", "seq", "category", "field", "disclosure"],
-            )
 
-    async def add_checkpoint(self, size: int, note: bytes) -> None:
-        await self._conn.execute("INSERT INTO checkpoints (size, note) VALUES ($1, $2) ON CONFLICT DO NOTHING", size, note)
+
+_HEAD = """
+SELECT (SELECT max(seq) FROM events) AS top,
+       array_agg(v.stream) AS streams, array_agg(v.version) AS versions
+FROM (SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream) AS v
+"""
+
+# One statement, one round trip, for a whole batch.
+_APPEND = """
+WITH e AS (
+    INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bytea[], $7::bytea[])
+), n AS (
+    INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($8::smallint[], $9::bigint[], $10::bytea[])
+), d AS (
+    INSERT INTO disclosures (digest, seq, category, field, disclosure)
+    SELECT * FROM unnest($11::text[], $12::bigint[], $13::text[], $14::text[], $15::bytea[])
+)
+INSERT INTO checkpoints (size, note) SELECT $16::bigint, $17::bytea WHERE $16::bigint >= 0
+ON CONFLICT DO NOTHING
+"""
 
 
 async def _read_nodes(conn: Any, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
@@ -99,6 +119,18 @@ async def _read_nodes(conn: Any, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes
 async def _keys(conn: Any) -> list[KeyRow]:
     rows = await conn.fetch("SELECT key_id, vkey, from_seq FROM log_keys ORDER BY from_seq, key_id")
     return [KeyRow(r["key_id"], r["vkey"], r["from_seq"]) for r in rows]
+
+
+@asynccontextmanager
+async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """COMMIT on a clean exit, ROLLBACK otherwise; the caller sends BEGIN (with its lock)."""
+    try:
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
 
 
 class PostgresStore:
@@ -145,11 +177,11 @@ class PostgresStore:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[_Write]:
-        async with _reachable(self.url), self._pool.acquire() as conn, conn.transaction():
+        async with _reachable(self.url), self._pool.acquire() as conn, _transaction(conn):
             # One writer at a time, across all processes: EXCLUSIVE mode still lets readers
             # in, but no other writer, so each batch reads the log head and commits before
             # the next batch can read it. Commit order is therefore seq order, with no gap.
-            await conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+            await conn.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
             yield _Write(conn)
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -23,18 +23,15 @@ class _Write:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
-    async def log_size(self) -> int:
-        return await _log_size(self._conn)
-
-    async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        return await _read_nodes(self._conn, keys)
-
-    async def stream_versions(self, streams: Sequence[str]) -> dict[str, int]:
+    async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
         marks = ",".join("?" * len(streams))
         rows = await _fetch(
             self._conn, f"SELECT stream, max(version) FROM events WHERE stream IN ({marks}) GROUP BY stream", streams
         )
-        return {r[0]: r[1] for r in rows}
+        return await _log_size(self._conn), {r[0]: r[1] for r in rows}
+
+    async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        return await _read_nodes(self._conn, keys)
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
@@ -49,6 +46,7 @@ class _Write:
         events: Sequence[Recorded],
         nodes: Sequence[tuple[NodeKey, bytes]],
         disclosures: Sequence[tuple[int, Disclosure]],
+        checkpoint: tuple[int, bytes] | None,
     ) -> None:
         await self._conn.executemany(
             "INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash) VALUES (?,?,?,?,?,?,?)",
@@ -61,9 +59,8 @@ class _Write:
             "INSERT INTO disclosures (digest, seq, category, field, disclosure) VALUES (?, ?, ?, ?, ?)",
             [(d.digest, seq, d.category, d.field, d.disclosure) for seq, d in disclosures],
         )
-
-    async def add_checkpoint(self, size: int, note: bytes) -> None:
-        await self._conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT DO NOTHING", (size, note))
+        if checkpoint is not None:
+            await self._conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT DO NOTHING", checkpoint)
 
 
 async def _fetch(conn: aiosqlite.Connection, query: str, args: Iterable[Any] = ()) -> list[Any]:

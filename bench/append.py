@@ -1,0 +1,103 @@
+"""Append throughput and latency into PostgreSQL, beside raw asyncpg inserts and the sign rate.
+
+    python -m bench.append [--events 50000] [--concurrency 64] [--rate 5000] [--url URL]
+
+Prints: signed events/s with C concurrent appenders through the writer (group commit);
+p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT transactions/s at
+the same concurrency; the single-core Ed25519 sign rate. PostgreSQL keeps fsync on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import asyncpg
+
+from bench.common import DEFAULT_URL, ORIGIN, percentile, sample_draft, scratch_store, sign_rate
+from ledger.logs import configure_logging
+from ledger.signing import Signer
+from ledger.writer import Writer
+
+
+async def throughput(url: str, events: int, concurrency: int) -> tuple[float, float]:
+    async with scratch_store(url) as (store, _):
+        writer = Writer(store, Signer.generate(ORIGIN))
+        await writer.start()
+        counter = iter(range(events))
+
+        async def appender() -> None:
+            for i in counter:
+                await writer.append(sample_draft(i))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(appender() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        await writer.close()
+        return events / elapsed, events / max(writer.batches, 1)
+
+
+async def latency(url: str, rate: int, seconds: float) -> tuple[float, float, float]:
+    async with scratch_store(url) as (store, _):
+        writer = Writer(store, Signer.generate(ORIGIN))
+        await writer.start()
+        latencies: list[float] = []
+
+        async def one(i: int) -> None:
+            start = time.perf_counter()
+            await writer.append(sample_draft(i))
+            latencies.append(time.perf_counter() - start)
+
+        tasks, begin, total = [], time.perf_counter(), int(rate * seconds)
+        for i in range(total):  # open loop: offer appends on a fixed schedule
+            delay = begin + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        achieved = total / (time.perf_counter() - begin)
+        await writer.close()
+        return achieved, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
+
+
+async def raw_inserts(url: str, events: int, concurrency: int) -> float:
+    async with scratch_store(url, pool_size=concurrency) as (store, schema):
+        pool = await asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency,
+                                         server_settings={"search_path": schema})  # fmt: skip
+        await pool.execute("CREATE TABLE raw (id bigserial PRIMARY KEY, stream text, body bytea)")
+        counter, body = iter(range(events)), b"x" * 700
+
+        async def inserter() -> None:
+            for i in counter:
+                await pool.execute("INSERT INTO raw (stream, body) VALUES ($1, $2)", f"s/{i}", body)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(inserter() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        await pool.close()
+        return events / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=int, default=5_000, help="offered appends/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
+    args = parser.parse_args()
+    configure_logging("warning")
+
+    signs = sign_rate()
+    rate, per_batch = await throughput(args.url, args.events, args.concurrency)
+    raw = await raw_inserts(args.url, min(args.events, 20_000), args.concurrency)
+    achieved, p50, p99 = await latency(args.url, args.rate, args.seconds)
+    print(f"signed appends, {args.concurrency} appenders:  {rate:9,.0f} events/s  ({per_batch:.1f} events/batch)")
+    print(f"raw asyncpg 1-row INSERT txns, {args.concurrency} conns: {raw:9,.0f} txns/s    -> appends are {rate / raw:.1f}x")
+    print(f"Ed25519 sign rate, one core:            {signs:9,.0f} signs/s   -> appends are {rate / signs:.2f}x")
+    print(f"latency at {args.rate:,}/s offered ({achieved:,.0f}/s done): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

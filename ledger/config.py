@@ -1,0 +1,61 @@
+"""Configuration from the environment (and CLI flags, which override it)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ledger.errors import InvalidInput
+from ledger.signing import Signer
+
+__all__ = ["Config", "load_signer"]
+
+DEFAULT_DATABASE_URL = "sqlite:///policy-ledger.db"
+DEFAULT_ORIGIN = "policy-ledger.localhost/device-policy"
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEFAULT_DATABASE_URL
+    origin: str = DEFAULT_ORIGIN
+    signing_key_file: Path = Path("policy-ledger.key")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
+        port = env.get("LEDGER_PORT", "8080")
+        if not port.isdigit():
+            raise InvalidInput(f"LEDGER_PORT={port!r} is not a port number")
+        return cls(
+            database_url=env.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
+            origin=env.get("LEDGER_ORIGIN", DEFAULT_ORIGIN),
+            signing_key_file=Path(env.get("LEDGER_SIGNING_KEY_FILE", "policy-ledger.key")),
+            host=env.get("LEDGER_HOST", "127.0.0.1"),
+            port=int(port),
+            log_level=env.get("LEDGER_LOG_LEVEL", "info"),
+        )
+
+    def with_overrides(self, **values: object) -> Config:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+
+
+def load_signer(config: Config, *, create: bool = True) -> Signer:
+    """The log key from ``signing_key_file``; generated there (mode 0600) when missing."""
+    path = config.signing_key_file
+    if path.exists():
+        signer = Signer.from_skey(path.read_text(encoding="utf-8"))
+        if signer.name != config.origin:
+            raise InvalidInput(f"key file {path} is for origin {signer.name!r}, but LEDGER_ORIGIN is {config.origin!r}")
+        return signer
+    if not create:
+        raise InvalidInput(f"no signing key at {path}; run 'policy-ledger keys generate'")
+    signer = Signer.generate(config.origin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(signer.skey + "\n")
+    return signer
