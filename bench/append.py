@@ -62,9 +62,10 @@ async def latency(url: str, rate: int, seconds: float) -> tuple[float, float, fl
 
 
 async def raw_inserts(url: str, events: int, concurrency: int) -> float:
-    async with scratch_store(url, pool_size=concurrency) as (store, schema):
-        pool = await asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency,
-                                         server_settings={"search_path": schema})  # fmt: skip
+    async with scratch_store(url, pool_size=concurrency) as (_, schema):
+        pool = await asyncpg.create_pool(
+            url, min_size=concurrency, max_size=concurrency, server_settings={"search_path": schema}
+        )
         await pool.execute("CREATE TABLE raw (id bigserial PRIMARY KEY, stream text, body bytea)")
         counter, body = iter(range(events)), b"x" * 700
 
@@ -94,7 +95,10 @@ async def main() -> None:
     raw = await raw_inserts(args.url, min(args.events, 20_000), args.concurrency)
     achieved, p50, p99 = await latency(args.url, args.rate, args.seconds)
     print(f"signed appends, {args.concurrency} appenders:  {rate:9,.0f} events/s  ({per_batch:.1f} events/batch)")
-    print(f"raw asyncpg 1-row INSERT txns, {args.concurrency} conns: {raw:9,.0f} txns/s    -> appends are {rate / raw:.1f}x")
+    print(
+        f"raw asyncpg 1-row INSERT txns, {args.concurrency} conns: {raw:9,.0f} txns/s"
+        f"    -> appends are {rate / raw:.1f}x"
+    )
     print(f"Ed25519 sign rate, one core:            {signs:9,.0f} signs/s   -> appends are {rate / signs:.2f}x")
     print(f"latency at {args.rate:,}/s offered ({achieved:,.0f}/s done): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
 

@@ -25,17 +25,33 @@ def checkpoint_size(note: bytes) -> int:
     return Checkpoint.from_body(parse_note(note).text).size
 
 
-async def audit_store(store: Store, origin: str, keys: Sequence[TrustedKey], *, trusted: bytes | None = None,
-                      workers: int | None = None, progress: Progress | None = None) -> Checkpoint | None:  # fmt: skip
+async def audit_store(
+    store: Store,
+    origin: str,
+    keys: Sequence[TrustedKey],
+    *,
+    trusted: bytes | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> Checkpoint | None:
     """Verify every event of ``store``, its latest checkpoint and, if given, a checkpoint saved earlier."""
     latest = await store.latest_checkpoint()
-    return await audit_leaves(store.iter_leaves(), origin, keys, latest=latest, trusted=trusted, workers=workers,
-                              progress=progress)  # fmt: skip
+    return await audit_leaves(
+        store.iter_leaves(), origin, keys, latest=latest, trusted=trusted, workers=workers, progress=progress
+    )
 
 
-async def audit_leaves(leaves: AsyncIterator[LeafRow], origin: str, keys: Sequence[TrustedKey], *,
-                       latest: bytes | None, trusted: bytes | None = None, workers: int | None = None,
-                       progress: Progress | None = None, chunk: int = 4000) -> Checkpoint | None:  # fmt: skip
+async def audit_leaves(
+    leaves: AsyncIterator[LeafRow],
+    origin: str,
+    keys: Sequence[TrustedKey],
+    *,
+    latest: bytes | None,
+    trusted: bytes | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    chunk: int = 4000,
+) -> Checkpoint | None:
     notes = [n for n in (latest, trusted) if n is not None]
     auditor = LogAuditor(origin, keys, roots_at=[checkpoint_size(n) for n in notes])
     workers = workers or os.cpu_count() or 1
@@ -55,8 +71,13 @@ async def audit_leaves(leaves: AsyncIterator[LeafRow], origin: str, keys: Sequen
     return checkpoint
 
 
-async def _feed(auditor: LogAuditor, chunks: AsyncIterator[list[tuple[int, bytes]]], pool: Executor | None,
-                workers: int, progress: Progress | None) -> None:  # fmt: skip
+async def _feed(
+    auditor: LogAuditor,
+    chunks: AsyncIterator[list[tuple[int, bytes]]],
+    pool: Executor | None,
+    workers: int,
+    progress: Progress | None,
+) -> None:
     loop = asyncio.get_running_loop()
     pending: deque[asyncio.Future[list[CheckedLeaf]]] = deque()
     async for chunk in chunks:

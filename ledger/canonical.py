@@ -15,12 +15,12 @@ from typing import Any
 
 from ledger.errors import NotCanonical
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical", "parse"]
+__all__ = ["MAX_SAFE_INTEGER", "canonical", "is_canonical", "parse"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
 def canonical(value: Any) -> bytes:
@@ -61,6 +61,14 @@ def _safe_int(token: str) -> int:
     raise NotCanonical(f"integer {token} is beyond ±2^53")
 
 
+def is_canonical(data: bytes, parsed: Any) -> bool:
+    """Whether ``data``, which :func:`parse` turned into ``parsed``, is in canonical form."""
+    text = _dumps(parsed)
+    if _ASTRAL.search(text):
+        return canonical(parsed) == data
+    return text.encode("utf-8") == data
+
+
 def parse(data: bytes) -> Any:
     """Decode JSON bytes that must be valid UTF-8 and hold no floats."""
     try:
@@ -93,7 +101,10 @@ def _check(value: Any, path: str) -> bool:
     if isinstance(value, Mapping):
         return _check_object(value, path)
     kind = "float" if isinstance(value, float) else type(value).__name__
-    raise NotCanonical(f"value at '{path}' is a {kind}; only integers, strings, booleans, null, arrays and objects are allowed", pointer=path)
+    raise NotCanonical(
+        f"value at '{path}' is a {kind}; only integers, strings, booleans, null, arrays and objects are allowed",
+        pointer=path,
+    )
 
 
 def _check_object(value: Mapping[Any, Any], path: str) -> bool:

@@ -1,9 +1,9 @@
 """C2SP tlog-checkpoint: the signed tree head of the log.
 
-    <origin>
-    <tree size, decimal>
-    <base64 root hash>
-    [extension lines]
+<origin>
+<tree size, decimal>
+<base64 root hash>
+[extension lines]
 """
 
 from __future__ import annotations

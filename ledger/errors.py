@@ -21,7 +21,7 @@ Every error knows the HTTP answer it becomes (``status``) and its RFC 9457 probl
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "AppendOnly",
@@ -133,10 +133,11 @@ class VerificationError(LedgerError):
         self.seq = seq
         self.pointer = None
 
-    def __reduce__(self) -> tuple[type[VerificationError], tuple[str], dict[str, int | None]]:
+    def __reduce__(self) -> tuple[type[VerificationError], tuple[str], dict[str, Any]]:
         return (type(self), (self.detail,), {"seq": self.seq})
 
-    def __setstate__(self, state: dict[str, int | None]) -> None:
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        assert state is not None
         self.seq = state["seq"]
         self.args = (f"seq {self.seq}: {self.detail}" if self.seq is not None else self.detail,)
 

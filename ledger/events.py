@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.canonical import canonical, parse
+from ledger.canonical import canonical, is_canonical, parse
 from ledger.errors import EventTooLarge, InvalidInput, VerificationError
 from ledger.merkle import leaf_hash
+from ledger.sensitive import Disclosure
 from ledger.signing import EVENT_CONTEXT, Signer
 
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 __all__ = [
     "MAX_EVENT_BYTES",
-    "Checked",
     "ZERO_HASH",
+    "Checked",
     "Disclosure",
     "Draft",
     "Recorded",
@@ -33,6 +34,7 @@ __all__ = [
     "decode_leaf",
     "format_time",
     "seal_event",
+    "unsigned_leaf",
 ]
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -42,18 +44,22 @@ FORMAT_VERSION = 1
 _STREAM = re.compile(r"[a-z][a-z-]{0,31}/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _TYPE = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
 _ROLE = re.compile(r"[a-z][a-z-]{0,31}")
-_FIELDS = {"v", "log", "seq", "id", "stream", "version", "type", "schema", "recorded_at",
-           "actor", "data", "prev", "key_id", "sig"}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Disclosure:
-    """A sensitive value kept off the log: ``digest`` is what the leaf holds."""
-
-    digest: str
-    category: str
-    field: str
-    disclosure: bytes
+_FIELDS = {
+    "v",
+    "log",
+    "seq",
+    "id",
+    "stream",
+    "version",
+    "type",
+    "schema",
+    "recorded_at",
+    "actor",
+    "data",
+    "prev",
+    "key_id",
+    "sig",
+}
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,16 @@ def check_draft(draft: Draft, origin: str) -> Checked:
     if draft.expected_version is not None and draft.expected_version < 0:
         raise InvalidInput("expected version must be 0 or more", pointer="/expected_version")
     checked = Checked(draft, canonical(draft.data), canonical(dict(draft.actor)))
-    widest = _leaf(checked, origin, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
-                   prev=ZERO_HASH, key_id="0" * 8, sig="=" * 88)  # fmt: skip
+    widest = _leaf(
+        checked,
+        origin,
+        seq=2**53 - 1,
+        version=2**31,
+        recorded_at=format_time(datetime.now(UTC)),
+        prev=ZERO_HASH,
+        key_id="0" * 8,
+        sig="=" * 88,
+    )
     if len(widest) > MAX_EVENT_BYTES:
         raise EventTooLarge(
             f"event would be {len(widest)} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON"
@@ -130,8 +144,17 @@ def check_draft(draft: Draft, origin: str) -> Checked:
     return checked
 
 
-def _leaf(checked: Checked, origin: str, *, seq: int, version: int, recorded_at: str, prev: bytes, key_id: str,
-          sig: str | None) -> bytes:  # fmt: skip
+def _leaf(
+    checked: Checked,
+    origin: str,
+    *,
+    seq: int,
+    version: int,
+    recorded_at: str,
+    prev: bytes,
+    key_id: str,
+    sig: str | None,
+) -> bytes:
     """The canonical event, assembled from canonical pieces in RFC 8785 key order.
 
     Every top-level key is ASCII and fixed, so sorting them once (here, by hand) and
@@ -158,7 +181,7 @@ def _leaf(checked: Checked, origin: str, *, seq: int, version: int, recorded_at:
 
 
 def _string(text: str) -> bytes:
-    return _encode_str(text).encode("utf-8")  # type: ignore[no-any-return]
+    return _encode_str(text).encode("utf-8")
 
 
 def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:
@@ -171,12 +194,31 @@ def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, reco
     leaf = unsigned[:at] + b',"sig":"' + sig.encode() + b'"' + unsigned[at:]
     draft = checked.draft
     event = {
-        "v": FORMAT_VERSION, "log": signer.name, "seq": seq, "id": draft.id, "stream": draft.stream,
-        "version": version, "type": draft.type, "schema": draft.schema, "recorded_at": recorded_at,
-        "actor": dict(draft.actor), "data": dict(draft.data), "prev": base64.b64encode(prev).decode(),
-        "key_id": place["key_id"], "sig": sig,
-    }  # fmt: skip
+        "v": FORMAT_VERSION,
+        "log": signer.name,
+        "seq": seq,
+        "id": draft.id,
+        "stream": draft.stream,
+        "version": version,
+        "type": draft.type,
+        "schema": draft.schema,
+        "recorded_at": recorded_at,
+        "actor": dict(draft.actor),
+        "data": dict(draft.data),
+        "prev": base64.b64encode(prev).decode(),
+        "key_id": place["key_id"],
+        "sig": sig,
+    }
     return Recorded(seq, leaf, leaf_hash(leaf), event)
+
+
+def unsigned_leaf(leaf: bytes, sig: str) -> bytes:
+    """What the signature of a canonical leaf covers: the leaf without its ``sig`` member."""
+    member = b',"sig":"' + sig.encode() + b'"'
+    at = leaf.rindex(b',"stream":')  # "sig" sorts just before "stream", the last top-level keys
+    if leaf[at - len(member) : at] != member:
+        raise InvalidInput("leaf does not hold its sig where canonical order puts it")
+    return EVENT_CONTEXT + leaf[: at - len(member)] + leaf[at:]
 
 
 def decode_leaf(leaf: bytes, seq: int) -> dict[str, Any]:
@@ -187,7 +229,7 @@ def decode_leaf(leaf: bytes, seq: int) -> dict[str, Any]:
         raise VerificationError(f"leaf is not valid JSON: {e.detail}", seq=seq) from None
     if not isinstance(event, dict) or set(event) != _FIELDS:
         raise VerificationError("leaf is not an event object with exactly the envelope's fields", seq=seq)
-    if canonical(event) != leaf:
+    if not is_canonical(leaf, event):
         raise VerificationError("leaf is not in canonical form", seq=seq)
     if event["seq"] != seq:
         raise VerificationError(f"leaf says seq {event['seq']}", seq=seq)

@@ -19,10 +19,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.errors import VerificationError
-from ledger.events import ZERO_HASH, decode_leaf
+from ledger.errors import InvalidInput, VerificationError
+from ledger.events import ZERO_HASH, decode_leaf, unsigned_leaf
 from ledger.merkle import frontier_root, leaf_hash, perfect_nodes_completed
-from ledger.signing import Verifier, signed_event_bytes
+from ledger.signing import Verifier
 
 __all__ = ["CheckedLeaf", "LogAuditor", "TrustedKey", "check_leaves"]
 
@@ -61,11 +61,13 @@ def _check_leaf(origin: str, keys: dict[str, TrustedKey], seq: int, leaf: bytes)
     if key is None:
         raise VerificationError(f"signed by key {event['key_id']!r}, which is not a trusted key of this log", seq=seq)
     if seq < key.from_seq:
-        raise VerificationError(f"signed by key {event['key_id']} before it was in use (from seq {key.from_seq})", seq=seq)
+        raise VerificationError(
+            f"signed by key {event['key_id']} before it was in use (from seq {key.from_seq})", seq=seq
+        )
     try:
         signature, prev = base64.b64decode(event["sig"], validate=True), base64.b64decode(event["prev"], validate=True)
-        _public_key(key.verifier.public_key).verify(signature, signed_event_bytes(event))
-    except (binascii.Error, TypeError):
+        _public_key(key.verifier.public_key).verify(signature, unsigned_leaf(leaf, event["sig"]))
+    except (binascii.Error, TypeError, InvalidInput):
         raise VerificationError("sig or prev is not valid base64", seq=seq) from None
     except InvalidSignature:
         raise VerificationError("event signature does not verify", seq=seq) from None
@@ -87,7 +89,9 @@ class LogAuditor:
     def feed(self, checked: Iterable[CheckedLeaf]) -> None:
         for leaf in checked:
             if leaf.seq != self.size:
-                raise VerificationError(f"expected seq {self.size} next: an event is missing or out of order", seq=leaf.seq)
+                raise VerificationError(
+                    f"expected seq {self.size} next: an event is missing or out of order", seq=leaf.seq
+                )
             if leaf.prev != self._prev:
                 raise VerificationError(f"prev does not match the leaf hash of seq {leaf.seq - 1}", seq=leaf.seq)
             perfect_nodes_completed(leaf.seq, leaf.leaf_hash, self._frontier)

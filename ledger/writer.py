@@ -99,14 +99,12 @@ class Writer:
     async def close(self) -> None:
         """Stop accepting appends, commit what is queued, then stop."""
         self._closing = True
-        while self.running and (not self._queue.empty() or self._busy):
-            await asyncio.sleep(0.005)
+        if self.running:
+            await self._queue.join()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    _busy = False
 
     async def _run(self) -> None:
         while True:
@@ -119,11 +117,11 @@ class Writer:
             batch = [first]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            self._busy = True
             try:
                 await self._commit(batch)
             finally:
-                self._busy = False
+                for _ in batch:
+                    self._queue.task_done()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -138,8 +136,12 @@ class Writer:
         else:
             self._head = head
             self.batches += 1
-            log.debug("batch_committed", size=len(batch), tree_size=head.size,
-                      ms=round((time.perf_counter() - started) * 1000, 2))  # fmt: skip
+            log.debug(
+                "batch_committed",
+                size=len(batch),
+                tree_size=head.size,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():
                 continue
@@ -169,20 +171,30 @@ class Writer:
             draft = pending.checked.draft
             current = versions.get(draft.stream, 0)
             if draft.expected_version is not None and draft.expected_version != current:
-                outcomes.append(VersionConflict(
-                    f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"))  # fmt: skip
+                stale = f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"
+                outcomes.append(VersionConflict(stale))
                 continue
             versions[draft.stream] = current + 1
-            event = seal_event(pending.checked, self._signer, seq=head.size + len(recorded), version=current + 1,
-                               recorded_at=now, prev=prev)  # fmt: skip
+            event = seal_event(
+                pending.checked,
+                self._signer,
+                seq=head.size + len(recorded),
+                version=current + 1,
+                recorded_at=now,
+                prev=prev,
+            )
             nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
             prev = event.leaf_hash
             recorded.append(event)
             outcomes.append(event)
         if not recorded:
             return head, outcomes
-        disclosures = [(o.seq, d) for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Recorded)
-                       for d in p.checked.draft.disclosures]  # fmt: skip
+        disclosures = [
+            (o.seq, d)
+            for p, o in zip(batch, outcomes, strict=True)
+            if isinstance(o, Recorded)
+            for d in p.checked.draft.disclosures
+        ]
         new_head = _Head(head.size + len(recorded), tuple(frontier), prev)
         await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
         for hook in self._hooks:

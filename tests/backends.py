@@ -11,8 +11,8 @@ import asyncio
 import os
 import sqlite3
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,4 +128,3 @@ async def postgres_backend(url: str) -> AsyncIterator[Backend]:
         await store.close()
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
-

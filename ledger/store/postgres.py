@@ -17,6 +17,7 @@ from ledger.store.migrations import migrations
 
 __all__ = ["PostgresStore"]
 
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
@@ -34,11 +35,12 @@ def _redact(url: str) -> str:
 
 
 class _Write:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
         row = await self._conn.fetchrow(_HEAD, list(streams))
+        assert row is not None  # an aggregate always returns a row
         size = 0 if row["top"] is None else int(row["top"]) + 1
         return size, dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
 
@@ -122,7 +124,7 @@ async def _keys(conn: Any) -> list[KeyRow]:
 
 
 @asynccontextmanager
-async def _transaction(conn: asyncpg.Connection) -> AsyncIterator[None]:
+async def _transaction(conn: Connection) -> AsyncIterator[None]:
     """COMMIT on a clean exit, ROLLBACK otherwise; the caller sends BEGIN (with its lock)."""
     try:
         yield
@@ -141,8 +143,9 @@ class PostgresStore:
         self.url = url
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10,
-                   server_settings: dict[str, str] | None = None) -> PostgresStore:  # fmt: skip
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, server_settings: dict[str, str] | None = None
+    ) -> PostgresStore:
         async with _reachable(url):
             pool = await asyncpg.create_pool(
                 url, min_size=min_size, max_size=max_size, server_settings=server_settings, timeout=10
@@ -167,7 +170,7 @@ class PostgresStore:
             return await self._pending(conn)
 
     @staticmethod
-    async def _pending(conn: asyncpg.Connection) -> list[str]:
+    async def _pending(conn: Connection) -> list[str]:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -50,7 +50,10 @@ class _Write:
     ) -> None:
         await self._conn.executemany(
             "INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash) VALUES (?,?,?,?,?,?,?)",
-            [(e.seq, e.stream, e.version, e.event["type"], e.event["recorded_at"], e.leaf, e.leaf_hash) for e in events],
+            [
+                (e.seq, e.stream, e.version, e.event["type"], e.event["recorded_at"], e.leaf, e.leaf_hash)
+                for e in events
+            ],
         )
         await self._conn.executemany(
             "INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)", [(k[0], k[1], h) for k, h in nodes]
@@ -60,7 +63,9 @@ class _Write:
             [(d.digest, seq, d.category, d.field, d.disclosure) for seq, d in disclosures],
         )
         if checkpoint is not None:
-            await self._conn.execute("INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT DO NOTHING", checkpoint)
+            await self._conn.execute(
+                "INSERT INTO checkpoints (size, note) VALUES (?, ?) ON CONFLICT DO NOTHING", checkpoint
+            )
 
 
 async def _fetch(conn: aiosqlite.Connection, query: str, args: Iterable[Any] = ()) -> list[Any]:
@@ -78,7 +83,9 @@ async def _read_nodes(conn: aiosqlite.Connection, keys: Sequence[NodeKey]) -> di
     for start in range(0, len(keys), 400):
         chunk = keys[start : start + 400]
         where = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
-        rows = await _fetch(conn, f"SELECT level, idx, hash FROM tree_nodes WHERE {where}", [x for k in chunk for x in k])
+        rows = await _fetch(
+            conn, f"SELECT level, idx, hash FROM tree_nodes WHERE {where}", [x for k in chunk for x in k]
+        )
         found.update({(r[0], r[1]): bytes(r[2]) for r in rows})
     return found
 

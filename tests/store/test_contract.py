@@ -75,7 +75,8 @@ async def test_concurrent_appends_get_gap_free_seqs_and_a_verifying_chain(
     events = await asyncio.gather(*(writer.append(draft(f"policy/P-{i % 7}")) for i in range(300)))
     assert sorted(e.seq for e in events) == list(range(300))
     checkpoint = await audit_store(store, signer.name, [TrustedKey(signer.verifier)], workers=1)
-    assert checkpoint is not None and checkpoint.size == 300
+    assert checkpoint is not None
+    assert checkpoint.size == 300
     leaves = await store.read_leaves(0, 300)
     assert checkpoint.root == merkle.root_from_leaf_hashes([merkle.leaf_hash(r.leaf) for r in leaves])
 
@@ -100,7 +101,9 @@ async def test_every_proof_verifies_from_stored_nodes(writer: Writer, store: Sto
     for size in range(1, 14):
         root = await proofs.root_at(store.read_nodes, size)
         for e in events[:size]:
-            merkle.verify_inclusion(e.seq, size, e.leaf_hash, await proofs.inclusion_proof(store.read_nodes, e.seq, size), root)
+            merkle.verify_inclusion(
+                e.seq, size, e.leaf_hash, await proofs.inclusion_proof(store.read_nodes, e.seq, size), root
+            )
         for old in range(1, size + 1):
             proof = await proofs.consistency_proof(store.read_nodes, old, size)
             merkle.verify_consistency(old, size, await proofs.root_at(store.read_nodes, old), root, proof)

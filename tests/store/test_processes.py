@@ -17,9 +17,16 @@ COUNT = 150
 
 async def run_appender(url: str, schema: str, signer: Signer, name: str) -> list[int]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.store.appender", url, schema, signer.skey, str(COUNT), name,
+        sys.executable,
+        "-m",
+        "tests.store.appender",
+        url,
+        schema,
+        signer.skey,
+        str(COUNT),
+        name,
         stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     out, _ = await process.communicate()
     assert process.returncode == 0
     return list(json.loads(out.splitlines()[-1]))
@@ -35,5 +42,6 @@ async def test_two_processes_appending_concurrently_share_one_gap_free_log(postg
         assert sorted(a + b) == list(range(2 * COUNT))
         checkpoint = await audit_store(backend.store, signer.name, [TrustedKey(signer.verifier)], workers=1)
         leaves = await backend.store.read_leaves(0, 2 * COUNT)
-        assert checkpoint is not None and checkpoint.size == 2 * COUNT
+        assert checkpoint is not None
+        assert checkpoint.size == 2 * COUNT
         assert checkpoint.root == merkle.root_from_leaf_hashes([merkle.leaf_hash(r.leaf) for r in leaves])

@@ -78,7 +78,9 @@ def forge(leaf_bytes: bytes, attacker: Signer, key_id: str) -> bytes:
 async def test_an_event_re_signed_by_another_key_is_found(log: Backend, signer: Signer) -> None:
     attacker = Signer.generate(signer.name)
     forged = forge(await leaf(log, 5), attacker, attacker.key_id.hex())
-    await log.tamper(f"UPDATE events SET leaf = {log.bytea(forged)}, leaf_hash = {log.bytea(leaf_hash(forged))} WHERE seq = 5")
+    await log.tamper(
+        f"UPDATE events SET leaf = {log.bytea(forged)}, leaf_hash = {log.bytea(leaf_hash(forged))} WHERE seq = 5"
+    )
     with pytest.raises(VerificationError, match="not a trusted key") as e:
         await audit(log, signer)
     assert e.value.seq == 5
@@ -126,4 +128,3 @@ async def test_a_forged_checkpoint_is_refused(log: Backend, signer: Signer) -> N
     await log.tamper(f"INSERT INTO checkpoints (size, note) VALUES (12, {log.bytea(forged)})")
     with pytest.raises(VerificationError, match="not signed by any known key"):
         await audit(log, signer)
-

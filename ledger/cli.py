@@ -1,0 +1,160 @@
+"""The ``policy-ledger`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from ledger.auditing import audit_store, checkpoint_size
+from ledger.config import Config, load_signer
+from ledger.errors import LedgerError, VerificationError
+from ledger.signing import Verifier
+from ledger.store import open_store
+from ledger.verify import TrustedKey
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace, Config], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="policy-ledger",
+        description="A tamper-evident, event-sourced audit ledger for device-security policy.",
+        epilog="Configuration comes from LEDGER_DATABASE_URL, LEDGER_ORIGIN, LEDGER_SIGNING_KEY_FILE, "
+        "LEDGER_HOST, LEDGER_PORT and LEDGER_LOG_LEVEL; flags override them.",
+    )
+    parser.add_argument(
+        "--database-url", help="sqlite:///file.db (default: sqlite:///policy-ledger.db) or postgresql://…"
+    )
+    parser.add_argument("--origin", help="the log's origin, e.g. ledger.example.gov.uk/device-policy")
+    parser.add_argument("--key-file", type=Path, dest="signing_key_file", help="the log's private key file")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service (migrates the database first)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+
+    sub.add_parser("migrate", help="apply the database migrations not yet applied")
+
+    keys = sub.add_parser("keys", help="the log's signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_sub.add_parser("generate", help="create the key file (mode 0600) if it does not exist; print the verifier key")
+    keys_sub.add_parser("show", help="print the verifier key (name+keyid+key) that checks the log's signatures")
+
+    verify = sub.add_parser(
+        "verify", help="check every event, signature, link and the checkpoint of the database's log"
+    )
+    verify.add_argument(
+        "--key",
+        action="append",
+        dest="vkeys",
+        metavar="VKEY",
+        help="a trusted verifier key (repeatable); default: the key of --key-file",
+    )
+    verify.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="FILE",
+        help="a checkpoint saved earlier: the log must extend it; the new one is saved there",
+    )
+    verify.add_argument("--workers", type=int, help="processes checking signatures (default: one per core)")
+    return parser
+
+
+async def _migrate(args: argparse.Namespace, config: Config) -> int:
+    store = await open_store(config.database_url)
+    try:
+        applied = await store.migrate()
+    finally:
+        await store.close()
+    print(f"applied {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+async def _keys(args: argparse.Namespace, config: Config) -> int:
+    existed = config.signing_key_file.exists()
+    signer = load_signer(config, create=args.keys_command == "generate")
+    if args.keys_command == "generate":
+        state = "exists already" if existed else "created (mode 0600)"
+        print(f"key file {config.signing_key_file} {state}", file=sys.stderr)
+    print(signer.verifier.vkey)
+    return 0
+
+
+async def _verify(args: argparse.Namespace, config: Config) -> int:
+    verifiers = (
+        [Verifier.from_vkey(v) for v in args.vkeys] if args.vkeys else [load_signer(config, create=False).verifier]
+    )
+    keys = [TrustedKey(v) for v in verifiers]
+    origin = verifiers[0].name
+    saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
+    store = await open_store(config.database_url)
+    try:
+        size = await store.log_size()
+        checkpoint = await audit_store(
+            store, origin, keys, trusted=saved, workers=args.workers, progress=_progress(size)
+        )
+        latest = await store.latest_checkpoint()
+    finally:
+        await store.close()
+    _clear_progress()
+    if checkpoint is None:
+        print("OK: the log is empty")
+        return 0
+    if args.checkpoint and latest is not None:
+        args.checkpoint.write_bytes(latest)
+    extends = f", extends your saved checkpoint of size {checkpoint_size(saved)}" if saved else ""
+    print(f"OK: {size} events verified; checkpoint of size {checkpoint.size} signed by {origin}{extends}")
+    return 0
+
+
+def _progress(total: int) -> Callable[[int], None] | None:
+    if not sys.stderr.isatty() or not total:
+        return None
+
+    def show(done: int) -> None:
+        filled = done * 40 // total
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} events")
+        sys.stderr.flush()
+
+    return show
+
+
+def _clear_progress() -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K")
+
+
+COMMANDS: dict[str, Command] = {"migrate": _migrate, "keys": _keys, "verify": _verify}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env().with_overrides(
+            database_url=args.database_url,
+            origin=args.origin,
+            signing_key_file=args.signing_key_file,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+        )
+        if args.command == "serve":  # aiohttp runs its own loop and handles SIGTERM
+            from api.app import run
+
+            run(config)
+            return 0
+        return asyncio.run(COMMANDS[args.command](args, config))
+    except VerificationError as e:
+        _clear_progress()
+        print(f"FAILED: {e}", file=sys.stderr)
+        return 1
+    except LedgerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
