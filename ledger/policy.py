@@ -1,0 +1,486 @@
+"""The policy rules: commands in, events out; state is a fold of a stream's events.
+
+``decide_policy`` and ``decide_exemption`` check a command against its stream's state
+and return the events to append, or raise NotFound (no such policy or exemption),
+VersionConflict (stale ``expected_version``), RuleViolation (a rule forbids it) or
+SchemaViolation (malformed data). ``evolve_policy``/``evolve_exemption`` apply one
+decoded log event. Neither reads sensitive fields: logged events hold them sealed.
+Rules use the *recorded* status (a recorded lift or revocation is final, whatever its
+effective time); only expiry is judged, against the caller's ``now``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from ledger.errors import (
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    RuleViolation,
+    SchemaViolation,
+    VerificationError,
+    VersionConflict,
+)
+from ledger.schemas import parse_time, validate
+from ledger.sensitive import is_sealed
+
+__all__ = [
+    "AmendExemption",
+    "AmendPolicy",
+    "Command",
+    "ExemptionCommand",
+    "ExemptionState",
+    "GrantExemption",
+    "Grantee",
+    "IssuePolicy",
+    "LiftPolicy",
+    "NewEvent",
+    "PolicyCommand",
+    "PolicyState",
+    "RenewExemption",
+    "ReviewPolicy",
+    "RevokeExemption",
+    "Scope",
+    "decide_exemption",
+    "decide_policy",
+    "evolve_exemption",
+    "evolve_policy",
+    "exemption_stream",
+    "fold_exemption",
+    "fold_policy",
+    "policy_stream",
+    "required_role",
+]
+
+Event = Mapping[str, Any]
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class _PolicyCommand:
+    policy_id: str
+    data: Mapping[str, Any]
+    expected_version: int | None = None
+
+
+class IssuePolicy(_PolicyCommand):
+    """Record a new ban: data per policy.issued/1."""
+
+
+class AmendPolicy(_PolicyCommand):
+    """Change an active policy's scope, rationale or review date: policy.amended/1."""
+
+
+class ReviewPolicy(_PolicyCommand):
+    """Record a review of an active policy and its outcome: policy.reviewed/1."""
+
+
+class LiftPolicy(_PolicyCommand):
+    """End an active policy: policy.lifted/1."""
+
+
+@dataclass(frozen=True)
+class GrantExemption:
+    """Grant an exemption under an active policy: exemption.granted/1 (policy_id added)."""
+
+    exemption_id: str
+    policy_id: str
+    data: Mapping[str, Any]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class _ExemptionChange:
+    exemption_id: str
+    data: Mapping[str, Any]
+    expected_version: int | None = None
+
+
+class AmendExemption(_ExemptionChange):
+    """Change a live exemption's mitigations, devices or purpose: exemption.amended/1."""
+
+
+class RenewExemption(_ExemptionChange):
+    """Extend a live exemption's expiry: exemption.renewed/1."""
+
+
+class RevokeExemption(_ExemptionChange):
+    """End a live exemption: exemption.revoked/1."""
+
+
+PolicyCommand = IssuePolicy | AmendPolicy | ReviewPolicy | LiftPolicy
+ExemptionCommand = GrantExemption | AmendExemption | RenewExemption | RevokeExemption
+Command = PolicyCommand | ExemptionCommand
+
+_EVENT_TYPES: Mapping[type, tuple[str, str]] = {  # command -> (event type, verb in messages)
+    IssuePolicy: ("policy.issued", "issued"),
+    AmendPolicy: ("policy.amended", "amended"),
+    ReviewPolicy: ("policy.reviewed", "reviewed"),
+    LiftPolicy: ("policy.lifted", "lifted"),
+    GrantExemption: ("exemption.granted", "granted exemptions"),
+    AmendExemption: ("exemption.amended", "amended"),
+    RenewExemption: ("exemption.renewed", "renewed"),
+    RevokeExemption: ("exemption.revoked", "revoked"),
+}
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event decided but not yet recorded; ``version`` is the stream position it takes."""
+
+    stream: str
+    type: str
+    schema: str
+    data: Mapping[str, Any]
+    version: int | None = None
+
+
+@dataclass(frozen=True)
+class Scope:
+    organisations: tuple[str, ...]  # "*" stands for every organisation
+    device_classes: tuple[str, ...] | None  # None: every device class
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    policy_id: str
+    version: int  # events in the stream
+    status: Literal["active", "lifted"]
+    app: str
+    vendor: str
+    scope: Scope
+    effective_from: datetime
+    review_due: datetime | None
+    last_review: str | None  # outcome of the latest review
+    lifted_at: datetime | None  # effective time of the lift
+    seqs: tuple[int, ...]  # log seqs of the stream's events
+
+
+@dataclass(frozen=True)
+class Grantee:
+    organisation: str
+    unit: str
+    account: str
+
+
+@dataclass(frozen=True)
+class ExemptionState:
+    exemption_id: str
+    policy_id: str
+    version: int
+    status: Literal["active", "revoked"]
+    grantee: Grantee
+    purpose: str
+    devices: tuple[str, ...] | None  # None: sealed, the covered devices are withheld
+    approved_by: str
+    case_ref: str
+    valid_from: datetime
+    expires_at: datetime
+    revoked_at: datetime | None  # effective time of the revocation
+    seqs: tuple[int, ...]
+
+
+def policy_stream(policy_id: str) -> str:
+    return f"policy/{policy_id}"
+
+
+def exemption_stream(exemption_id: str) -> str:
+    return f"exemption/{exemption_id}"
+
+
+def required_role(command: Command) -> str:
+    """The role that may send ``command``: policy-officer or security-officer."""
+    return "policy-officer" if isinstance(command, _PolicyCommand) else "security-officer"
+
+
+def decide_policy(state: PolicyState | None, command: PolicyCommand) -> tuple[NewEvent, ...]:
+    """The events ``command`` records on ``policy/<id>``, whose state is ``state``."""
+    policy_id = _checked_id("policy", command.policy_id)
+    if isinstance(command, IssuePolicy):
+        version = _checked_version(policy_stream(policy_id), state, command.expected_version)
+        if state is not None:
+            raise RuleViolation(f"policy {policy_id} was already issued; a policy id is issued once, choose a new one")
+    else:
+        state = _require_active_policy(state, policy_id, _verb(command))
+        version = _checked_version(policy_stream(policy_id), state, command.expected_version)
+    return (_new_event(policy_stream(policy_id), command, command.data, version),)
+
+
+def decide_exemption(
+    policy: PolicyState | None, state: ExemptionState | None, command: ExemptionCommand, now: datetime
+) -> tuple[NewEvent, ...]:
+    """The events ``command`` records on ``exemption/<id>``; ``policy`` is its policy's state."""
+    stream = exemption_stream(_checked_id("exemption", command.exemption_id))
+    if now.tzinfo is None:
+        raise LedgerError("decide_exemption needs a timezone-aware 'now'")
+    if isinstance(command, GrantExemption):
+        policy = _require_active_policy(policy, _checked_id("policy", command.policy_id), _verb(command))
+        version = _checked_version(stream, state, command.expected_version)
+        return (_grant(policy, state, command, version),)
+    if state is None:
+        raise NotFound(f"no exemption {command.exemption_id} has been granted")
+    if policy is None or policy.policy_id != state.policy_id:
+        raise LedgerError(f"decide_exemption needs the state of policy {state.policy_id}")
+    version = _checked_version(stream, state, command.expected_version)
+    _require_live_exemption(policy, state, now, _verb(command))
+    return (_change(state, command, version),)
+
+
+def _grant(policy: PolicyState, state: ExemptionState | None, command: GrantExemption, version: int) -> NewEvent:
+    exemption_id = command.exemption_id
+    if state is not None:
+        raise RuleViolation(
+            f"exemption {exemption_id} was already granted; an exemption id is granted once, choose a new one"
+        )
+    if command.data.get("policy_id", policy.policy_id) != policy.policy_id:
+        raise SchemaViolation(
+            f"data names policy {command.data['policy_id']!r}, but the exemption is requested under {policy.policy_id}",
+            pointer="/policy_id",
+        )
+    data = {**command.data, "policy_id": policy.policy_id}
+    _require_grant_facts(data)
+    event = _new_event(exemption_stream(exemption_id), command, data, version)
+    if parse_time(data["expires_at"]) <= parse_time(data["valid_from"]):
+        raise RuleViolation(
+            f"exemption {exemption_id} must expire after it starts: "
+            f"expires_at {data['expires_at']} is not after valid_from {data['valid_from']}"
+        )
+    return event
+
+
+def _change(state: ExemptionState, command: ExemptionCommand, version: int) -> NewEvent:
+    if "mitigations" in command.data:
+        _require_grant_facts(command.data, ("mitigations",))
+    event = _new_event(exemption_stream(state.exemption_id), command, command.data, version)
+    if isinstance(command, RenewExemption) and parse_time(command.data["expires_at"]) <= state.expires_at:
+        raise RuleViolation(
+            f"a renewal must extend the expiry: exemption {state.exemption_id} already runs until "
+            f"{_when(state.expires_at)}, and {command.data['expires_at']} is not later"
+        )
+    return event
+
+
+def _checked_id(kind: str, value: str) -> str:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise InvalidInput(
+            f"{kind} id {value!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _checked_version(stream: str, state: PolicyState | ExemptionState | None, expected: int | None) -> int:
+    """The version the next event takes; VersionConflict if ``expected`` is stale."""
+    current = 0 if state is None else state.version
+    if expected is not None and expected != current:
+        raise VersionConflict(f"{stream} is at version {current}, not {expected}; reload it and decide again")
+    return current + 1
+
+
+def _require_active_policy(state: PolicyState | None, policy_id: str, verb: str) -> PolicyState:
+    if state is None:
+        raise NotFound(f"no policy {policy_id} has been issued")
+    if state.lifted_at is not None:
+        raise RuleViolation(
+            f"policy {policy_id} was lifted on {_when(state.lifted_at)}; lifted policies cannot be {verb}"
+        )
+    return state
+
+
+def _require_live_exemption(policy: PolicyState, state: ExemptionState, now: datetime, verb: str) -> None:
+    exemption_id = state.exemption_id
+    if state.revoked_at is not None:
+        raise RuleViolation(
+            f"exemption {exemption_id} was revoked on {_when(state.revoked_at)}; revoked exemptions cannot be {verb}"
+        )
+    if policy.lifted_at is not None:
+        raise RuleViolation(
+            f"exemption {exemption_id} is moot: its policy {policy.policy_id} was lifted on "
+            f"{_when(policy.lifted_at)}; moot exemptions cannot be {verb}"
+        )
+    if now >= state.expires_at:
+        raise RuleViolation(
+            f"exemption {exemption_id} expired on {_when(state.expires_at)}; expired exemptions cannot be {verb}, "
+            "grant a new exemption instead"
+        )
+
+
+_GRANT_FACTS = {
+    "mitigations": "an exemption needs at least one security mitigation",
+    "approved_by": "an exemption needs the security team that approved it (approved_by)",
+    "case_ref": "an exemption needs the security team's case reference (case_ref)",
+}
+
+
+def _require_grant_facts(data: Mapping[str, Any], facts: Iterable[str] = tuple(_GRANT_FACTS)) -> None:
+    for fact in facts:
+        if not data.get(fact):
+            raise RuleViolation(_GRANT_FACTS[fact])
+
+
+def _verb(command: Command) -> str:
+    return _EVENT_TYPES[type(command)][1]
+
+
+def _new_event(stream: str, command: Command, data: Mapping[str, Any], version: int) -> NewEvent:
+    kind = _EVENT_TYPES[type(command)][0]
+    validate(f"{kind}/1", data)
+    return NewEvent(stream, kind, f"{kind}/1", copy.deepcopy(dict(data)), version)
+
+
+def _when(moment: datetime) -> str:
+    """A date, or date and time when the moment is not midnight UTC."""
+    if moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# -- evolve: one decoded log event at a time -------------------------------------------
+
+_State = TypeVar("_State", PolicyState, ExemptionState)
+_Change = Callable[[_State, Mapping[str, Any]], _State]
+
+
+def evolve_policy(state: PolicyState | None, event: Event) -> PolicyState:
+    """``state`` after one ``policy/<id>`` event from the log."""
+    return _evolve(state, event, "policy.issued", _issued, _POLICY_CHANGES)
+
+
+def evolve_exemption(state: ExemptionState | None, event: Event) -> ExemptionState:
+    """``state`` after one ``exemption/<id>`` event from the log."""
+    return _evolve(state, event, "exemption.granted", _granted, _EXEMPTION_CHANGES)
+
+
+def fold_policy(events: Iterable[Event]) -> PolicyState | None:
+    """The state of one policy stream after ``events`` (None when there are none)."""
+    state: PolicyState | None = None
+    for event in events:
+        state = evolve_policy(state, event)
+    return state
+
+
+def fold_exemption(events: Iterable[Event]) -> ExemptionState | None:
+    """The state of one exemption stream after ``events`` (None when there are none)."""
+    state: ExemptionState | None = None
+    for event in events:
+        state = evolve_exemption(state, event)
+    return state
+
+
+def _evolve(
+    state: _State | None,
+    event: Event,
+    first: str,
+    start: Callable[[Event], _State],
+    changes: Mapping[str, _Change[_State]],
+) -> _State:
+    stream, kind, seq = event["stream"], event["type"], event["seq"]
+    misplaced = VerificationError(f"{kind} cannot be version {event['version']} of {stream}", seq=seq)
+    if state is None:
+        if kind != first or not stream.startswith(first.split(".")[0] + "/") or event["version"] != 1:
+            raise misplaced
+        return start(event)
+    current: _State = state
+    change = changes.get(kind)
+    if change is None or stream != _stream_of(current) or event["version"] != current.version + 1:
+        raise misplaced
+    return replace(change(current, event["data"]), version=current.version + 1, seqs=(*current.seqs, seq))
+
+
+def _stream_of(state: PolicyState | ExemptionState) -> str:
+    if isinstance(state, PolicyState):
+        return policy_stream(state.policy_id)
+    return exemption_stream(state.exemption_id)
+
+
+def _issued(event: Event) -> PolicyState:
+    data = event["data"]
+    return PolicyState(
+        policy_id=event["stream"].removeprefix("policy/"),
+        version=1,
+        status="active",
+        app=data["app"]["name"],
+        vendor=data["app"]["vendor"],
+        scope=_scope(data["applies_to"]),
+        effective_from=parse_time(data["effective_from"]),
+        review_due=_time(data.get("review_due")),
+        last_review=None,
+        lifted_at=None,
+        seqs=(event["seq"],),
+    )
+
+
+def _granted(event: Event) -> ExemptionState:
+    data, grantee = event["data"], event["data"]["grantee"]
+    return ExemptionState(
+        exemption_id=event["stream"].removeprefix("exemption/"),
+        policy_id=data["policy_id"],
+        version=1,
+        status="active",
+        grantee=Grantee(grantee["organisation"], grantee["unit"], grantee["account"]),
+        purpose=data["purpose"],
+        devices=_devices(data["devices"]),
+        approved_by=data["approved_by"],
+        case_ref=data["case_ref"],
+        valid_from=parse_time(data["valid_from"]),
+        expires_at=parse_time(data["expires_at"]),
+        revoked_at=None,
+        seqs=(event["seq"],),
+    )
+
+
+def _policy_amended(state: PolicyState, data: Mapping[str, Any]) -> PolicyState:
+    scope = _scope(data["applies_to"]) if "applies_to" in data else state.scope
+    return replace(state, scope=scope, review_due=_time(data.get("review_due")) or state.review_due)
+
+
+def _policy_reviewed(state: PolicyState, data: Mapping[str, Any]) -> PolicyState:
+    review_due = _time(data.get("next_review_due")) or state.review_due
+    return replace(state, last_review=data["outcome"], review_due=review_due)
+
+
+def _policy_lifted(state: PolicyState, data: Mapping[str, Any]) -> PolicyState:
+    return replace(state, status="lifted", lifted_at=parse_time(data["effective_at"]))
+
+
+def _exemption_amended(state: ExemptionState, data: Mapping[str, Any]) -> ExemptionState:
+    devices = _devices(data["devices"]) if "devices" in data else state.devices
+    return replace(state, purpose=data.get("purpose", state.purpose), devices=devices)
+
+
+def _exemption_renewed(state: ExemptionState, data: Mapping[str, Any]) -> ExemptionState:
+    return replace(state, expires_at=parse_time(data["expires_at"]))
+
+
+def _exemption_revoked(state: ExemptionState, data: Mapping[str, Any]) -> ExemptionState:
+    return replace(state, status="revoked", revoked_at=parse_time(data["effective_at"]))
+
+
+_POLICY_CHANGES: Mapping[str, _Change[PolicyState]] = {
+    "policy.amended": _policy_amended,
+    "policy.reviewed": _policy_reviewed,
+    "policy.lifted": _policy_lifted,
+}
+_EXEMPTION_CHANGES: Mapping[str, _Change[ExemptionState]] = {
+    "exemption.amended": _exemption_amended,
+    "exemption.renewed": _exemption_renewed,
+    "exemption.revoked": _exemption_revoked,
+}
+
+
+def _scope(applies_to: Mapping[str, Any]) -> Scope:
+    classes = applies_to.get("device_classes")
+    return Scope(tuple(applies_to["organisations"]), None if classes is None else tuple(classes))
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else parse_time(text)
+
+
+def _devices(value: Any) -> tuple[str, ...] | None:
+    return None if is_sealed(value) else tuple(value)
