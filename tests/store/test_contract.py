@@ -210,3 +210,15 @@ async def test_a_closed_writer_refuses_new_appends(writer: Writer) -> None:
     await writer.close()
     with pytest.raises(Exception, match="not accepting appends"):
         await writer.append(draft())
+
+
+async def test_with_an_interval_the_tail_still_gets_a_checkpoint(store: Store, signer: Signer) -> None:
+    writer = Writer(store, signer, checkpoint_interval=0.05)
+    await writer.start()
+    await asyncio.gather(*(writer.append(draft()) for _ in range(3)))
+    await writer.append(draft())
+    await asyncio.sleep(0.3)
+    await writer.close()
+    note = await store.latest_checkpoint()
+    assert note is not None
+    assert open_checkpoint(note, signer.name, [signer.verifier])[0].size == 4

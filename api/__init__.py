@@ -1,0 +1,5 @@
+"""The HTTP service of policy-ledger (aiohttp)."""
+
+from api.app import create_app, run, serve
+
+__all__ = ["create_app", "run", "serve"]

@@ -1,0 +1,82 @@
+"""The application factory, and the entry points that serve it.
+
+Without a store and writer handed in, the application opens its own in a cleanup
+context: open the store, migrate, load (or create) the signing key, start the writer;
+on shutdown close the writer (which commits what is queued), then the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import structlog
+from aiohttp import web
+
+from api import log_routes, ops_routes
+from api.keys import CONFIG, STORE, WRITER
+from api.problems import problems, request_ids
+from ledger.config import Config, load_signer
+from ledger.logs import configure_logging
+from ledger.store import Store, open_store
+from ledger.writer import Writer
+
+__all__ = ["MAX_BODY_BYTES", "SHUTDOWN_TIMEOUT", "create_app", "run", "serve"]
+
+log = structlog.get_logger("api")
+
+MAX_BODY_BYTES = 1024 * 1024
+SHUTDOWN_TIMEOUT = 10.0  # seconds for requests in flight to finish after SIGTERM
+
+
+def create_app(config: Config, *, store: Store | None = None, writer: Writer | None = None) -> web.Application:
+    """The service; ``store`` and ``writer`` (both or neither) stay the caller's to close."""
+    if (store is None) != (writer is None):
+        raise ValueError("give create_app both a store and a writer, or neither")
+    app = web.Application(middlewares=[request_ids, problems], client_max_size=MAX_BODY_BYTES)
+    app[CONFIG] = config
+    if store is not None and writer is not None:
+        app[STORE], app[WRITER] = store, writer
+    else:
+        app.cleanup_ctx.append(_log_resources)
+    app.router.add_routes(ops_routes.routes)
+    app.router.add_routes(log_routes.routes)
+    return app
+
+
+async def _log_resources(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = await open_store(config.database_url)
+    try:
+        applied = await store.migrate()
+        writer = Writer(store, load_signer(config))
+        await writer.start()
+        app[STORE], app[WRITER] = store, writer
+        log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size())
+        try:
+            yield
+        finally:
+            await writer.close()
+    finally:
+        await store.close()
+        log.info("log_closed", origin=config.origin)
+
+
+async def serve(config: Config) -> None:
+    """Serve ``config.host:config.port`` until cancelled, then shut down cleanly."""
+    runner = web.AppRunner(create_app(config), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
+        log.info("listening", host=config.host, port=config.port)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(config: Config) -> None:
+    """Serve until SIGTERM or SIGINT; requests in flight get SHUTDOWN_TIMEOUT seconds, then it exits."""
+    configure_logging(config.log_level)
+    log.info("starting", host=config.host, port=config.port)
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT)  # fmt: skip

@@ -1,0 +1,128 @@
+"""The verifiers' wire protocol under ``/v1/log`` (DESIGN.md, "Interfaces").
+
+These shapes are fixed: other people's verifiers are written against them. Hashes,
+leaves and proofs are standard base64 with padding; proofs are RFC 9162 audit paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from aiohttp import web
+
+from api.keys import CONFIG, STORE
+from api.problems import render
+from ledger import proofs
+from ledger.auditing import checkpoint_size
+from ledger.canonical import MAX_SAFE_INTEGER
+from ledger.errors import InvalidInput, NotFound
+from ledger.events import decode_leaf
+from ledger.store import LeafRow, Store
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "routes"]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_WHOLE = re.compile(r"[0-9]{1,16}")
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/log/checkpoint")
+async def checkpoint(request: web.Request) -> web.Response:
+    note = await _latest_checkpoint(request.app[STORE])
+    return web.Response(body=note, content_type="text/plain", charset="utf-8")
+
+
+@routes.get("/v1/log/keys")
+async def keys(request: web.Request) -> web.Response:
+    rows = await request.app[STORE].keys()
+    listed = [{"vkey": k.vkey, "key_id": k.key_id, "from_seq": k.from_seq} for k in rows]
+    return render({"origin": request.app[CONFIG].origin, "keys": listed})
+
+
+@routes.get("/v1/log/events/{seq}")
+async def event(request: web.Request) -> web.Response:
+    seq = _whole(request.match_info["seq"], "seq in the path")
+    rows = await request.app[STORE].read_leaves(seq, seq + 1)
+    if not rows:
+        raise NotFound(f"no event with seq {seq}; the log has {await request.app[STORE].log_size()} events")
+    return render(_event(rows[0]))
+
+
+@routes.get("/v1/log/events")
+async def events(request: web.Request) -> web.Response:
+    after = _query(request, "after")
+    limit = _query(request, "limit", minimum=1, maximum=MAX_LIMIT)
+    start, limit = 0 if after is None else after + 1, limit or DEFAULT_LIMIT
+    rows = await request.app[STORE].read_leaves(start, start + limit + 1)  # one more: does a next page exist?
+    page = rows[:limit]
+    return render({"events": [_event(r) for r in page], "next": page[-1].seq if len(rows) > limit else None})
+
+
+@routes.get("/v1/log/proofs/inclusion")
+async def inclusion(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    seq, size = _required(request, "seq"), _query(request, "size", minimum=1)
+    if size is None:
+        size = await _checkpointed_size(store)
+        if seq >= size:
+            raise NotFound(f"seq {seq} is not in the latest checkpoint (tree size {size}); ask again later")
+    hashes = await proofs.inclusion_proof(store.read_nodes, seq, size)
+    leaf_hash = (await store.read_leaves(seq, seq + 1))[0].leaf_hash
+    root = await proofs.root_at(store.read_nodes, size)
+    return render({"seq": seq, "size": size, "leaf_hash": _b64(leaf_hash), "root": _b64(root),
+                   "hashes": [_b64(h) for h in hashes]})  # fmt: skip
+
+
+@routes.get("/v1/log/proofs/consistency")
+async def consistency(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    first, second = _required(request, "from", minimum=1), _query(request, "to", minimum=1)
+    if second is None:
+        second = await _checkpointed_size(store)
+    hashes = await proofs.consistency_proof(store.read_nodes, first, second)
+    return render({"from": first, "to": second, "hashes": [_b64(h) for h in hashes]})
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _event(row: LeafRow) -> dict[str, Any]:
+    return {"seq": row.seq, "leaf": _b64(row.leaf), "leaf_hash": _b64(row.leaf_hash),
+            "event": decode_leaf(row.leaf, row.seq)}  # fmt: skip
+
+
+async def _latest_checkpoint(store: Store) -> bytes:
+    note = await store.latest_checkpoint()
+    if note is None:
+        raise NotFound("the log has no checkpoint yet; the first append signs one")
+    return note
+
+
+async def _checkpointed_size(store: Store) -> int:
+    return checkpoint_size(await _latest_checkpoint(store))
+
+
+def _whole(text: str, name: str, minimum: int = 0, maximum: int = MAX_SAFE_INTEGER) -> int:
+    """A decimal integer within bounds, or an InvalidInput that names ``name`` and the bounds."""
+    if _WHOLE.fullmatch(text) and minimum <= int(text) <= maximum:
+        return int(text)
+    allowed = f"from {minimum} to {maximum}" if maximum < MAX_SAFE_INTEGER else f"of {minimum} or more"
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    raise InvalidInput(f"{name} must be a whole number {allowed}, not {shown!r}")
+
+
+def _query(request: web.Request, name: str, minimum: int = 0, maximum: int = MAX_SAFE_INTEGER) -> int | None:
+    text = request.query.get(name)
+    return None if text is None else _whole(text, f"query parameter {name!r}", minimum, maximum)
+
+
+def _required(request: web.Request, name: str, minimum: int = 0) -> int:
+    value = _query(request, name, minimum)
+    if value is None:
+        raise InvalidInput(f"query parameter {name!r} is required: a whole number of {minimum} or more")
+    return value

@@ -1,0 +1,114 @@
+"""Every answer the service gives, rendered in one place; every failure as RFC 9457 problem+json.
+
+Two middlewares, outermost first:
+
+- :func:`request_ids` gives each request an id (a sane incoming ``X-Request-ID``, else a
+  new one), echoes it, binds it to the request's logs and logs one access line;
+- :func:`problems` turns a :class:`~ledger.errors.LedgerError`, aiohttp's own HTTP
+  errors (unknown route, wrong method, body too large) and any unexpected exception into
+  ``application/problem+json``. A crash becomes a 500 whose body says only to quote the
+  request id; the traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from api.keys import REQUEST_ID
+from ledger.errors import LedgerError, NotFound
+
+__all__ = ["PROBLEM_JSON", "REQUEST_ID_HEADER", "problems", "render", "request_ids"]
+
+log = structlog.get_logger("api")
+
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def render(data: Any, *, status: int = 200, content_type: str = "application/json") -> web.Response:
+    """A JSON body (UTF-8, compact) with ``status``."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return web.Response(text=text, status=status, content_type=content_type)
+
+
+def _problem(request: web.Request, error: LedgerError, *, type_: str | None = None, title: str | None = None,
+             status: int | None = None) -> web.Response:  # fmt: skip
+    body: dict[str, Any] = {
+        "type": type_ or error.type,
+        "title": title or error.title,
+        "status": status or error.status,
+        "detail": error.detail,
+        "instance": request.path,
+    }
+    if error.pointer is not None:
+        body["pointer"] = error.pointer
+    body["request_id"] = request.get(REQUEST_ID)
+    response = render(body, status=body["status"], content_type=PROBLEM_JSON)
+    if response.status == HTTPStatus.SERVICE_UNAVAILABLE:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
+def _http_problem(request: web.Request, e: web.HTTPException) -> web.Response:
+    """aiohttp's own errors: an unknown route is our NotFound; the others keep their status."""
+    if e.status == HTTPStatus.NOT_FOUND:
+        return _problem(request, NotFound(f"no resource at {request.path}; the API lives under /v1"))
+    phrase = HTTPStatus(e.status).phrase
+    allow = e.headers.get("Allow")
+    detail = f"{request.method} is not allowed here; allowed: {allow}" if allow else (e.text or phrase)
+    response = _problem(request, LedgerError(detail), type_="about:blank", title=phrase, status=e.status)
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LedgerError as e:
+        if e.status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            log.error("request_failed", error_type=e.type, detail=e.detail)
+        return _problem(request, e)
+    except web.HTTPException as e:
+        if e.status < HTTPStatus.BAD_REQUEST:
+            raise
+        return _http_problem(request, e)
+    except Exception:
+        log.exception("unhandled_error")
+        detail = f"an unexpected error occurred; quote request id {request.get(REQUEST_ID)} to the operator"
+        return _problem(request, LedgerError(detail))
+
+
+def _request_id(request: web.Request) -> str:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    return incoming if _SANE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[REQUEST_ID] = request_id = _request_id(request)
+    started, status = time.perf_counter(), 500
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            response = await handler(request)
+            status = response.status
+        except web.HTTPException as e:  # only the non-errors (e.g. redirects) get past `problems`
+            status = e.status
+            e.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        finally:
+            ms = round((time.perf_counter() - started) * 1000, 2)
+            log.info("request", method=request.method, path=request.path, status=status, ms=ms)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response

@@ -1,0 +1,52 @@
+"""The factory on its own: it opens, migrates and closes its log when not handed one."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from api.keys import STORE, WRITER
+from ledger.config import Config
+from ledger.errors import InvalidInput
+from ledger.signing import Signer
+from ledger.store import Store
+from tests.api.conftest import issued
+
+
+async def test_without_a_store_it_migrates_creates_the_key_and_starts_the_writer(config: Config) -> None:
+    app = create_app(config)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/readyz")).status == 200
+        assert await app[STORE].pending_migrations() == []
+        recorded = await app[WRITER].append(issued(0))
+        assert (await client.get(f"/v1/log/events/{recorded.seq}")).status == 200
+    assert stat.S_IMODE(config.signing_key_file.stat().st_mode) == 0o600
+    assert not app[WRITER].running
+
+
+async def test_on_shutdown_the_writer_commits_what_is_queued(config: Config) -> None:
+    app = create_app(config)
+    async with TestClient(TestServer(app)) as client:
+        await client.get("/readyz")
+        writer = app[WRITER]
+        pending = [asyncio.ensure_future(writer.append(issued(n))) for n in range(20)]
+        await asyncio.sleep(0)  # every append is queued; none has committed yet
+        assert writer.appended == 0
+    assert [p.result().seq for p in pending] == list(range(20))
+
+
+async def test_a_key_file_for_another_origin_stops_start_up(config: Config) -> None:
+    config.signing_key_file.write_text(Signer.generate("other.example/log").skey)
+    runner = web.AppRunner(create_app(config))
+    with pytest.raises(InvalidInput, match=r"other\.example/log"):
+        await runner.setup()
+
+
+def test_a_store_without_a_writer_is_refused(config: Config, store: Store) -> None:
+    with pytest.raises(ValueError, match="both"):
+        create_app(config, store=store)

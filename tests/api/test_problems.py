@@ -1,0 +1,119 @@
+"""Every failure is RFC 9457 problem+json with the request id; every request gets an id and one log line."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+import structlog
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
+
+from api.app import MAX_BODY_BYTES
+from tests.api.conftest import Client, problem_of
+
+SECRET = "db password is hunter2"
+
+
+async def crash(request: web.Request) -> web.Response:
+    raise RuntimeError(SECRET)
+
+
+async def echo_size(request: web.Request) -> web.Response:
+    return web.json_response({"bytes": len(await request.read())})
+
+
+@pytest.fixture
+async def client(app: web.Application) -> AsyncIterator[Client]:
+    """The application with two extra routes: one that crashes, one that reads a body."""
+    app.router.add_get("/test/crash", crash)
+    app.router.add_post("/test/echo", echo_size)
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def test_unknown_route_is_a_404_problem(client: Client) -> None:
+    problem = await problem_of(await client.get("/v1/nowhere"), 404)
+    assert problem["type"] == "https://policy-ledger.dev/problems/not-found"
+    assert problem["instance"] == "/v1/nowhere"
+    assert "/v1" in problem["detail"]
+
+
+async def test_wrong_method_is_a_405_problem_with_allow(client: Client) -> None:
+    response = await client.delete("/v1/log/checkpoint")
+    problem = await problem_of(response, 405)
+    assert problem["type"] == "about:blank"
+    assert problem["title"] == "Method Not Allowed"
+    assert "GET" in response.headers["Allow"]
+    assert "DELETE" in problem["detail"]
+
+
+async def test_handler_crash_is_a_500_problem_without_traceback_or_message(client: Client) -> None:
+    response = await client.get("/test/crash")
+    problem = await problem_of(response, 500)
+    text = await response.text()
+    assert SECRET not in text
+    assert "RuntimeError" not in text
+    assert problem["request_id"] in problem["detail"]
+
+
+async def test_handler_crash_is_logged_with_its_traceback(client: Client) -> None:
+    with capture_logs() as logs:
+        await client.get("/test/crash")
+    [entry] = [e for e in logs if e["event"] == "unhandled_error"]
+    assert entry["log_level"] == "error"
+    assert entry["exc_info"] is True
+
+
+async def test_body_over_one_mebibyte_is_a_413_problem(client: Client) -> None:
+    at_limit = await client.post("/test/echo", data=io.BytesIO(b"x" * MAX_BODY_BYTES))
+    assert await at_limit.json() == {"bytes": MAX_BODY_BYTES}
+    problem = await problem_of(await client.post("/test/echo", data=io.BytesIO(b"x" * (MAX_BODY_BYTES + 1))), 413)
+    assert problem["type"] == "about:blank"
+    assert str(MAX_BODY_BYTES) in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/healthz"),
+        ("GET", "/v1/log/keys"),
+        ("GET", "/v1/log/events/x"),
+        ("GET", "/nowhere"),
+        ("PUT", "/healthz"),
+        ("GET", "/test/crash"),
+    ],
+)
+async def test_every_response_carries_a_request_id(client: Client, method: str, path: str) -> None:
+    response = await client.request(method, path)
+    assert len(response.headers["X-Request-ID"]) == 36
+
+
+async def test_a_sane_incoming_request_id_is_echoed_and_put_in_problems(client: Client) -> None:
+    response = await client.get("/v1/log/events/x", headers={"X-Request-ID": "trace-42.a:b"})
+    assert response.headers["X-Request-ID"] == "trace-42.a:b"
+    assert (await problem_of(response, 400))["request_id"] == "trace-42.a:b"
+
+
+@pytest.mark.parametrize("incoming", ["", "has space", "x" * 129, "-leading-dash", "semi;colon", "é"])
+async def test_an_insane_incoming_request_id_is_replaced(client: Client, incoming: str) -> None:
+    response = await client.get("/healthz", headers={"X-Request-ID": incoming})
+    assert response.headers["X-Request-ID"] != incoming
+    assert len(response.headers["X-Request-ID"]) == 36
+
+
+async def test_each_request_logs_one_access_line_with_its_request_id(client: Client) -> None:
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        response = await client.get("/v1/log/events/7", headers={"X-Request-ID": "req-1"})
+    [line] = [e for e in logs if e["event"] == "request"]
+    assert line["request_id"] == "req-1" == response.headers["X-Request-ID"]
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/v1/log/events/7", 404)
+    assert isinstance(line["ms"], float)
+
+
+async def test_logs_inside_a_request_carry_its_request_id(client: Client) -> None:
+    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
+        await client.get("/test/crash", headers={"X-Request-ID": "req-2"})
+    assert {e["event"]: e["request_id"] for e in logs} == {"unhandled_error": "req-2", "request": "req-2"}

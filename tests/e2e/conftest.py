@@ -1,0 +1,86 @@
+"""The real service as a subprocess (``python -m ledger serve``) on a SQLite file of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ledger.config import Config
+
+ORIGIN = "ledger.e2e.example/device-policy"
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    config: Config  # the same database and key file, for a second writer in the test process
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then the exit code (pytest.fail if it takes longer than ``timeout``)."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the server did not exit within {timeout} s of SIGTERM:\n{self.output()}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_ready(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"the server exited with {server.process.returncode} before it was ready:\n{server.output()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server was not ready within {START_TIMEOUT} s:\n{server.output()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    port = _free_port()
+    config = Config(database_url=f"sqlite:///{tmp_path}/ledger.db", origin=ORIGIN, signing_key_file=tmp_path / "key")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env |= {"LEDGER_DATABASE_URL": config.database_url, "LEDGER_SIGNING_KEY_FILE": str(config.signing_key_file),
+            "LEDGER_ORIGIN": ORIGIN}  # fmt: skip
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    running = Server(f"http://127.0.0.1:{port}", process, config, log)
+    try:
+        _wait_ready(running)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,91 @@
+"""`python -m ledger serve`: a verifier over real HTTP, and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ledger.checkpoint import Checkpoint, open_checkpoint
+from ledger.config import Config, load_signer
+from ledger.events import Draft
+from ledger.merkle import verify_consistency, verify_inclusion
+from ledger.signing import Verifier
+from ledger.store import open_store
+from ledger.writer import Writer
+from tests.e2e.conftest import ORIGIN, Server
+
+pytestmark = pytest.mark.slow
+
+
+async def append(config: Config, numbers: range) -> None:
+    """Append from this process, with the server's key, into the server's SQLite file."""
+    store = await open_store(config.database_url)
+    writer = Writer(store, load_signer(config, create=False))
+    await writer.start()
+    try:
+        for n in numbers:
+            data = {"app": {"name": "TikTok", "vendor": "ByteDance"}, "rationale": f"Ban number {n}"}
+            await writer.append(Draft(f"policy/p-{n}", "policy.issued", data, {"id": "o-1", "role": "policy-officer"}))
+    finally:
+        await writer.close()
+        await store.close()
+
+
+async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
+    async with http.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def checkpoint_over_http(http: aiohttp.ClientSession, url: str) -> Checkpoint:
+    keys = await get_json(http, f"{url}/v1/log/keys")
+    async with http.get(f"{url}/v1/log/checkpoint") as response:
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        note = await response.read()
+    return open_checkpoint(note, ORIGIN, [Verifier.from_vkey(k["vkey"]) for k in keys["keys"]])[0]
+
+
+def b64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+async def test_checkpoints_and_proofs_served_over_http_verify(server: Server) -> None:
+    async with aiohttp.ClientSession() as http:
+        await append(server.config, range(2))
+        old = await checkpoint_over_http(http, server.url)
+        await append(server.config, range(2, 7))
+        new = await checkpoint_over_http(http, server.url)
+        assert (old.size, new.size) == (2, 7)
+        for seq in range(new.size):
+            proof = await get_json(http, f"{server.url}/v1/log/proofs/inclusion?seq={seq}")
+            hashes = [b64(h) for h in proof["hashes"]]
+            verify_inclusion(seq, new.size, b64(proof["leaf_hash"]), hashes, new.root)
+        proof = await get_json(http, f"{server.url}/v1/log/proofs/consistency?from={old.size}&to={new.size}")
+        verify_consistency(old.size, new.size, old.root, new.root, [b64(h) for h in proof["hashes"]])
+
+
+async def test_events_served_over_http_are_the_appended_leaves(server: Server) -> None:
+    await append(server.config, range(3))
+    async with aiohttp.ClientSession() as http:
+        page = await get_json(http, f"{server.url}/v1/log/events?limit=2")
+        assert [e["seq"] for e in page["events"]] == [0, 1]
+        assert page["next"] == 1
+        assert all(e["event"] == json.loads(b64(e["leaf"])) for e in page["events"])
+
+
+def test_sigterm_exits_with_code_0_within_10_seconds(server: Server) -> None:
+    assert server.stop(timeout=10.0) == 0, server.output()
+
+
+async def test_each_request_is_logged_as_a_json_line_with_its_request_id(server: Server) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/healthz", headers={"X-Request-ID": "e2e-1"}):
+        pass
+    await asyncio.to_thread(server.stop)
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    [access] = [line for line in lines if line.get("request_id") == "e2e-1"]
+    assert (access["event"], access["path"], access["status"]) == ("request", "/healthz", 200)
