@@ -28,9 +28,8 @@ def canonical(value: Any) -> bytes:
     fast = _fast(value)
     if fast is not None:
         return fast
-    if _check(value, ""):
-        return "".join(_encode(value)).encode("utf-8")
-    return _dumps(value).encode("utf-8")
+    _check(value, "")
+    return "".join(_encode(value)).encode("utf-8")
 
 
 def _dumps(value: Any) -> str:
@@ -63,10 +62,13 @@ def _safe_int(token: str) -> int:
 
 def is_canonical(data: bytes, parsed: Any) -> bool:
     """Whether ``data``, which :func:`parse` turned into ``parsed``, is in canonical form."""
-    text = _dumps(parsed)
-    if _ASTRAL.search(text):
-        return canonical(parsed) == data
-    return text.encode("utf-8") == data
+    try:
+        text = _dumps(parsed)
+        if _ASTRAL.search(text):
+            return canonical(parsed) == data
+        return text.encode("utf-8") == data
+    except (UnicodeEncodeError, NotCanonical):  # an escaped lone surrogate: not Unicode
+        return False
 
 
 def parse(data: bytes) -> Any:

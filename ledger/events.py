@@ -44,6 +44,23 @@ FORMAT_VERSION = 1
 _STREAM = re.compile(r"[a-z][a-z-]{0,31}/[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _TYPE = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
 _ROLE = re.compile(r"[a-z][a-z-]{0,31}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_FIELD_TYPES: dict[str, type] = {
+    "v": int,
+    "log": str,
+    "seq": int,
+    "id": str,
+    "stream": str,
+    "version": int,
+    "type": str,
+    "schema": str,
+    "recorded_at": str,
+    "actor": dict,
+    "data": dict,
+    "prev": str,
+    "key_id": str,
+    "sig": str,
+}
 _FIELDS = {
     "v",
     "log",
@@ -114,6 +131,8 @@ class Checked:
 
 def check_draft(draft: Draft, origin: str) -> Checked:
     """Refuse, before it is queued, a draft that could not become a valid event."""
+    if not isinstance(draft.id, str) or not _ID.fullmatch(draft.id):
+        raise InvalidInput(f"event id {draft.id!r} must be 1-128 letters, digits, '.', '_', ':' or '-'", pointer="/id")
     if not _STREAM.fullmatch(draft.stream):
         raise InvalidInput(f"stream {draft.stream!r} must look like 'policy/<id>'", pointer="/stream")
     if not _TYPE.fullmatch(draft.type):
@@ -229,6 +248,9 @@ def decode_leaf(leaf: bytes, seq: int) -> dict[str, Any]:
         raise VerificationError(f"leaf is not valid JSON: {e.detail}", seq=seq) from None
     if not isinstance(event, dict) or set(event) != _FIELDS:
         raise VerificationError("leaf is not an event object with exactly the envelope's fields", seq=seq)
+    wrong = [k for k, kind in _FIELD_TYPES.items() if type(event[k]) is not kind]
+    if wrong:
+        raise VerificationError(f"envelope field {wrong[0]!r} is not a {_FIELD_TYPES[wrong[0]].__name__}", seq=seq)
     if not is_canonical(leaf, event):
         raise VerificationError("leaf is not in canonical form", seq=seq)
     if event["seq"] != seq:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.errors import InvalidInput, VerificationError
 from ledger.events import ZERO_HASH, decode_leaf, unsigned_leaf
-from ledger.merkle import frontier_root, leaf_hash, perfect_nodes_completed
+from ledger.merkle import EMPTY_ROOT, frontier_root, leaf_hash, perfect_nodes_completed
 from ledger.signing import Verifier
 
 __all__ = ["CheckedLeaf", "LogAuditor", "TrustedKey", "check_leaves"]
@@ -65,13 +65,21 @@ def _check_leaf(origin: str, keys: dict[str, TrustedKey], seq: int, leaf: bytes)
             f"signed by key {event['key_id']} before it was in use (from seq {key.from_seq})", seq=seq
         )
     try:
-        signature, prev = base64.b64decode(event["sig"], validate=True), base64.b64decode(event["prev"], validate=True)
+        signature, prev = _strict_b64(event["sig"]), _strict_b64(event["prev"])
         _public_key(key.verifier.public_key).verify(signature, unsigned_leaf(leaf, event["sig"]))
     except (binascii.Error, TypeError, InvalidInput):
         raise VerificationError("sig or prev is not valid base64", seq=seq) from None
     except InvalidSignature:
         raise VerificationError("event signature does not verify", seq=seq) from None
     return CheckedLeaf(seq, leaf_hash(leaf), prev)
+
+
+def _strict_b64(text: str) -> bytes:
+    """Decode base64 that must be in its one canonical spelling (padding bits zero)."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise binascii.Error("non-canonical base64")
+    return raw
 
 
 class LogAuditor:
@@ -84,7 +92,7 @@ class LogAuditor:
         self._prev = ZERO_HASH
         self._frontier: list[bytes] = []
         self._wanted = set(roots_at)
-        self.roots: dict[int, bytes] = {}
+        self.roots: dict[int, bytes] = {0: EMPTY_ROOT} if 0 in self._wanted else {}
 
     def feed(self, checked: Iterable[CheckedLeaf]) -> None:
         for leaf in checked:
