@@ -18,6 +18,7 @@ from ledger.verify import TrustedKey
 
 __all__ = ["main"]
 
+SMALL_LOG = 20_000
 Command = Callable[[argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
 
@@ -96,9 +97,8 @@ async def _verify(args: argparse.Namespace, config: Config) -> int:
     store = await open_store(config.database_url)
     try:
         size = await store.log_size()
-        checkpoint = await audit_store(
-            store, origin, keys, trusted=saved, workers=args.workers, progress=_progress(size)
-        )
+        workers = args.workers or (1 if size < SMALL_LOG else None)  # worker start-up outweighs a small log
+        checkpoint = await audit_store(store, origin, keys, trusted=saved, workers=workers, progress=_progress(size))
         latest = await store.latest_checkpoint()
     finally:
         await store.close()
@@ -158,3 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # never a traceback to a user; the message says what broke
+        print(f"error: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,11 +24,9 @@ from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_c
 from ledger.signing import Signer
 from ledger.store.base import KeyRow, Store, WriteTransaction
 
-__all__ = ["BatchHook", "Writer"]
+__all__ = ["Writer"]
 
 log = structlog.get_logger("ledger.writer")
-
-BatchHook = Callable[[WriteTransaction, Sequence[Recorded]], Awaitable[None]]
 
 
 @dataclass
@@ -54,14 +52,12 @@ class Writer:
         *,
         max_batch: int = 1024,
         checkpoint_interval: float = 0.0,
-        hooks: Sequence[BatchHook] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._signer = signer
         self._max_batch = max_batch
         self._checkpoint_interval = checkpoint_interval
-        self._hooks = tuple(hooks)
         self._clock = clock
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._head: _Head | None = None
@@ -70,7 +66,6 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
-        self.appended = 0
 
     @property
     def running(self) -> bool:
@@ -129,7 +124,7 @@ class Writer:
             async with self._store.write() as tx:
                 head, outcomes = await self._sequence(tx, batch)
         except Exception as e:  # the batch did not commit: no caller is acknowledged
-            self._head = None
+            self._head, self._checkpointed_at, self._checkpointed_size = None, 0.0, 0
             error = e if isinstance(e, LedgerError) else Unavailable(f"the log could not commit this append: {e}")
             log.error("batch_failed", size=len(batch), error=str(e))
             outcomes = [error] * len(batch)
@@ -154,11 +149,11 @@ class Writer:
         if self._head is not None and self._head.size == size:
             return self._head
         keys = frontier_keys(size)
-        nodes = await tx.read_nodes(keys)
-        if len(nodes) != len(keys):
+        last_leaf = [(0, size - 1)] if size else []
+        nodes = await tx.read_nodes(keys + last_leaf)
+        if len(nodes) != len(set(keys + last_leaf)):
             raise Unavailable(f"stored tree nodes for size {size} are missing; the database is damaged")
-        last = (await tx.read_nodes([(0, size - 1)]))[(0, size - 1)] if size else ZERO_HASH
-        return _Head(size, tuple(nodes[k] for k in keys), last)
+        return _Head(size, tuple(nodes[k] for k in keys), nodes[last_leaf[0]] if size else ZERO_HASH)
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
         size, versions = await tx.head(sorted({p.checked.draft.stream for p in batch}))
@@ -197,9 +192,6 @@ class Writer:
         ]
         new_head = _Head(head.size + len(recorded), tuple(frontier), prev)
         await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
-        for hook in self._hooks:
-            await hook(tx, recorded)
-        self.appended += len(recorded)
         return new_head, outcomes
 
     def _maybe_checkpoint(self, head: _Head) -> tuple[int, bytes] | None:

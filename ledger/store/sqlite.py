@@ -95,6 +95,11 @@ async def _keys(conn: aiosqlite.Connection) -> list[KeyRow]:
     return [KeyRow(*r) for r in rows]
 
 
+def _blob(value: bytes | str) -> bytes:
+    """A BLOB column's bytes, even where someone stored TEXT in it (SQLite allows that)."""
+    return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+
+
 def _path(url: str) -> str:
     path = url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:") else url
     return path or ":memory:"
@@ -170,7 +175,7 @@ class SqliteStore:
         rows = await self._read(
             "SELECT seq, leaf, leaf_hash FROM events WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end)
         )
-        return [LeafRow(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+        return [LeafRow(r[0], _blob(r[1]), _blob(r[2])) for r in rows]
 
     async def iter_leaves(self, start: int = 0, batch: int = 10_000) -> AsyncIterator[LeafRow]:
         while rows := await self.read_leaves(start, start + batch):
@@ -184,7 +189,7 @@ class SqliteStore:
 
     async def stream_leaves(self, stream: str) -> list[LeafRow]:
         rows = await self._read("SELECT seq, leaf, leaf_hash FROM events WHERE stream = ? ORDER BY version", (stream,))
-        return [LeafRow(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+        return [LeafRow(r[0], _blob(r[1]), _blob(r[2])) for r in rows]
 
     async def latest_checkpoint(self) -> bytes | None:
         rows = await self._read("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")

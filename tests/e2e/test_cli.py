@@ -1,0 +1,97 @@
+"""The policy-ledger command line, run as a user runs it, on an SQLite log."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.config import Config, load_signer
+from ledger.events import Draft
+from ledger.store.sqlite import SqliteStore
+from ledger.writer import Writer
+
+
+def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
+           "LEDGER_SIGNING_KEY_FILE": str(tmp_path / "ledger.key")}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+
+async def append_events(tmp_path: Path, count: int) -> None:
+    config = Config(database_url=f"sqlite:///{tmp_path / 'ledger.db'}", signing_key_file=tmp_path / "ledger.key")
+    store = await SqliteStore.open(config.database_url)
+    writer = Writer(store, load_signer(config, create=False))
+    await writer.start()
+    for i in range(count):
+        await writer.append(Draft(f"policy/P-{i}", "policy.issued", {"i": i}, {"id": "o", "role": "policy-officer"}))
+    await writer.close()
+    await store.close()
+
+
+def tamper(tmp_path: Path, *statements: str) -> None:
+    conn = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    for sql in statements:
+        conn.execute(sql)
+    conn.close()
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> Path:
+    assert cli(tmp_path, "keys", "generate").returncode == 0
+    assert cli(tmp_path, "migrate").returncode == 0
+    await append_events(tmp_path, 6)
+    return tmp_path
+
+
+def test_keys_generate_prints_the_verifier_key_and_keeps_the_key_private(tmp_path: Path) -> None:
+    result = cli(tmp_path, "keys", "generate")
+    assert result.stdout.startswith("policy-ledger.localhost/device-policy+")
+    assert (tmp_path / "ledger.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_migrate_twice_says_the_database_is_up_to_date(tmp_path: Path) -> None:
+    assert cli(tmp_path, "migrate").stdout.startswith("applied 0001_log")
+    assert cli(tmp_path, "migrate").stdout.strip() == "database is up to date"
+
+
+def test_verify_passes_an_untouched_log_and_saves_its_checkpoint(log: Path) -> None:
+    result = cli(log, "verify", "--checkpoint", "saved.txt")
+    assert result.returncode == 0
+    assert result.stdout.startswith("OK: 6 events verified; checkpoint of size 6")
+    assert (log / "saved.txt").read_bytes().startswith(b"policy-ledger.localhost/device-policy\n6\n")
+
+
+def test_verify_names_the_seq_of_an_altered_event_and_exits_1(log: Path) -> None:
+    tamper(log, "UPDATE events SET leaf = replace(leaf, '\"i\":2', '\"i\":7') WHERE seq = 2")
+    result = cli(log, "verify")
+    assert (result.returncode, result.stderr.strip()) == (1, "FAILED: seq 2: event signature does not verify")
+
+
+def test_verify_with_a_saved_checkpoint_finds_a_rolled_back_log(log: Path) -> None:
+    assert cli(log, "verify", "--checkpoint", "saved.txt").returncode == 0
+    tamper(log, "DELETE FROM events WHERE seq >= 4", "DELETE FROM checkpoints WHERE size > 4")
+    result = cli(log, "verify", "--checkpoint", "saved.txt")
+    assert result.returncode == 1
+    assert "saved checkpoint covers 6 events but the log holds only 4" in result.stderr
+
+
+def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
+    tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
+    assert cli(log, "verify").returncode == 0
+
+
+def test_verify_without_a_key_tells_the_user_what_to_do(tmp_path: Path) -> None:
+    result = cli(tmp_path, "verify")
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"error: no signing key at {tmp_path / 'ledger.key'}; run 'policy-ledger keys generate'",
+    )
