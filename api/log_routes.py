@@ -70,9 +70,7 @@ async def inclusion(request: web.Request) -> web.Response:
         size = await _checkpointed_size(store)
         if seq >= size:
             raise NotFound(f"seq {seq} is not in the latest checkpoint (tree size {size}); ask again later")
-    hashes = await proofs.inclusion_proof(store.read_nodes, seq, size)
-    leaf_hash = (await store.read_leaves(seq, seq + 1))[0].leaf_hash
-    root = await proofs.root_at(store.read_nodes, size)
+    leaf_hash, hashes, root = await proofs.inclusion(store.read_nodes, seq, size)
     return render({"seq": seq, "size": size, "leaf_hash": _b64(leaf_hash), "root": _b64(root),
                    "hashes": [_b64(h) for h in hashes]})  # fmt: skip
 

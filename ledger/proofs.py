@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from ledger import merkle
 from ledger.errors import InvalidInput, NotFound
 
-__all__ = ["ReadNodes", "consistency_proof", "inclusion_proof", "root_at"]
+__all__ = ["ReadNodes", "consistency_proof", "inclusion", "inclusion_proof", "root_at"]
 
 ReadNodes = Callable[[Sequence[merkle.NodeKey]], Awaitable[dict[merkle.NodeKey, bytes]]]
-Build = Callable[[merkle.NodeReader], object]
+T = TypeVar("T")
 
 
-async def _run(read_nodes: ReadNodes, size: int, build: Callable[[merkle.NodeReader], list[bytes] | bytes]) -> object:
+async def _run(read_nodes: ReadNodes, size: int, build: Callable[[merkle.NodeReader], T]) -> T:
+    """Ask ``build`` which stored hashes it needs, fetch them in one read, then build."""
     keys = merkle.nodes_needed(build)
     nodes = await read_nodes(keys)
     if len(nodes) != len(keys):
@@ -21,28 +23,36 @@ async def _run(read_nodes: ReadNodes, size: int, build: Callable[[merkle.NodeRea
     return build(lambda level, index: nodes[(level, index)])
 
 
-async def inclusion_proof(read_nodes: ReadNodes, seq: int, size: int) -> list[bytes]:
-    """The audit path of ``seq`` in the tree of ``size`` leaves."""
+def _check_inclusion(seq: int, size: int) -> None:
     if not 0 <= seq < size:
         raise InvalidInput(f"seq {seq} is not in a tree of size {size}; need 0 <= seq < size")
-    proof = await _run(read_nodes, size, lambda node: merkle.inclusion_proof(seq, size, node))
-    assert isinstance(proof, list)
-    return proof
+
+
+async def inclusion_proof(read_nodes: ReadNodes, seq: int, size: int) -> list[bytes]:
+    """The audit path of ``seq`` in the tree of ``size`` leaves."""
+    _check_inclusion(seq, size)
+    return await _run(read_nodes, size, lambda node: merkle.inclusion_proof(seq, size, node))
+
+
+async def inclusion(read_nodes: ReadNodes, seq: int, size: int) -> tuple[bytes, list[bytes], bytes]:
+    """The leaf hash of ``seq``, its audit path and the root it leads to, from one read."""
+    _check_inclusion(seq, size)
+
+    def build(node: merkle.NodeReader) -> tuple[bytes, list[bytes], bytes]:
+        return node(0, seq), merkle.inclusion_proof(seq, size, node), merkle.root(size, node)
+
+    return await _run(read_nodes, size, build)
 
 
 async def consistency_proof(read_nodes: ReadNodes, size1: int, size2: int) -> list[bytes]:
     """The proof that the tree of ``size2`` leaves extends the tree of ``size1``."""
     if not 0 < size1 <= size2:
         raise InvalidInput(f"no consistency proof from {size1} to {size2}; need 0 < from <= to")
-    proof = await _run(read_nodes, size2, lambda node: merkle.consistency_proof(size1, size2, node))
-    assert isinstance(proof, list)
-    return proof
+    return await _run(read_nodes, size2, lambda node: merkle.consistency_proof(size1, size2, node))
 
 
 async def root_at(read_nodes: ReadNodes, size: int) -> bytes:
     """The root hash of the tree of the first ``size`` leaves."""
     if size < 0:
         raise InvalidInput("tree size must be 0 or more")
-    root = await _run(read_nodes, size, lambda node: merkle.root(size, node))
-    assert isinstance(root, bytes)
-    return root
+    return await _run(read_nodes, size, lambda node: merkle.root(size, node))

@@ -7,7 +7,7 @@ order even when several processes share one database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -15,7 +15,7 @@ from typing import Protocol
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 
-__all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction"]
+__all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "paged_leaves"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,13 @@ class Store(Protocol):
     async def disclosures(self, digests: Sequence[str]) -> dict[str, bytes]: ...
 
     async def erase_disclosure(self, digest: str) -> bool: ...
+
+
+async def paged_leaves(
+    read_leaves: Callable[[int, int], Awaitable[list[LeafRow]]], start: int, batch: int
+) -> AsyncIterator[LeafRow]:
+    """Every leaf from ``start`` on, read ``batch`` at a time."""
+    while rows := await read_leaves(start, start + batch):
+        for row in rows:
+            yield row
+        start = rows[-1].seq + 1

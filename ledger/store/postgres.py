@@ -12,7 +12,7 @@ import asyncpg
 from ledger.errors import Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import KeyRow, LeafRow
+from ledger.store.base import KeyRow, LeafRow, paged_leaves
 from ledger.store.migrations import migrations
 
 __all__ = ["PostgresStore"]
@@ -202,11 +202,8 @@ class PostgresStore:
         )
         return [LeafRow(r["seq"], bytes(r["leaf"]), bytes(r["leaf_hash"])) for r in rows]
 
-    async def iter_leaves(self, start: int = 0, batch: int = 10_000) -> AsyncIterator[LeafRow]:
-        while rows := await self.read_leaves(start, start + batch):
-            for row in rows:
-                yield row
-            start = rows[-1].seq + 1
+    def iter_leaves(self, start: int = 0, batch: int = 10_000) -> AsyncIterator[LeafRow]:
+        return paged_leaves(self.read_leaves, start, batch)
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         async with _reachable(self.url), self._pool.acquire() as conn:
