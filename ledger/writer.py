@@ -158,8 +158,24 @@ class Writer:
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
         size, versions = await tx.head(sorted({p.checked.draft.stream for p in batch}))
         head = await self._load_head(tx, size)
-        now, frontier, prev = format_time(self._clock()), list(head.frontier), head.last_leaf_hash
-        recorded: list[Recorded] = []
+        new_head, outcomes, nodes = self._seal(batch, head, versions, format_time(self._clock()))
+        recorded = [o for o in outcomes if isinstance(o, Recorded)]
+        if not recorded:
+            return head, outcomes
+        disclosures = [
+            (o.seq, d)
+            for p, o in zip(batch, outcomes, strict=True)
+            if isinstance(o, Recorded)
+            for d in p.checked.draft.disclosures
+        ]
+        await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
+        return new_head, outcomes
+
+    def _seal(
+        self, batch: list[_Pending], head: _Head, versions: dict[str, int], now: str
+    ) -> tuple[_Head, list[Recorded | Exception], list[tuple[NodeKey, bytes]]]:
+        """Give each draft its seq, version and ``prev``, and sign it; refuse stale versions."""
+        frontier, prev, size = list(head.frontier), head.last_leaf_hash, head.size
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
         for pending in batch:
@@ -170,29 +186,11 @@ class Writer:
                 outcomes.append(VersionConflict(stale))
                 continue
             versions[draft.stream] = current + 1
-            event = seal_event(
-                pending.checked,
-                self._signer,
-                seq=head.size + len(recorded),
-                version=current + 1,
-                recorded_at=now,
-                prev=prev,
-            )
+            event = seal_event(pending.checked, self._signer, seq=size, version=current + 1, recorded_at=now, prev=prev)
             nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
-            prev = event.leaf_hash
-            recorded.append(event)
+            prev, size = event.leaf_hash, size + 1
             outcomes.append(event)
-        if not recorded:
-            return head, outcomes
-        disclosures = [
-            (o.seq, d)
-            for p, o in zip(batch, outcomes, strict=True)
-            if isinstance(o, Recorded)
-            for d in p.checked.draft.disclosures
-        ]
-        new_head = _Head(head.size + len(recorded), tuple(frontier), prev)
-        await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
-        return new_head, outcomes
+        return _Head(size, tuple(frontier), prev), outcomes, nodes
 
     def _maybe_checkpoint(self, head: _Head) -> tuple[int, bytes] | None:
         if time.monotonic() - self._checkpointed_at < self._checkpoint_interval:
