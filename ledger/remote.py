@@ -1,0 +1,105 @@
+"""Audit a log served over HTTP, as an oversight body would: download, then check it all.
+
+Reads the verifiers' wire protocol (DESIGN.md, "Interfaces"): the latest checkpoint,
+the log keys, and every event page by page; then runs the same checks as a local audit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ledger.auditing import Progress, audit_leaves
+from ledger.checkpoint import Checkpoint
+from ledger.errors import Unavailable, VerificationError
+from ledger.merkle import leaf_hash
+from ledger.signing import Verifier
+from ledger.store.base import LeafRow
+from ledger.verify import TrustedKey
+
+__all__ = ["PAGE", "RemoteAudit", "audit_url"]
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class RemoteAudit:
+    """What a remote audit found: the checkpoint it checked (the latest served) and its note."""
+
+    checkpoint: Checkpoint | None
+    note: bytes | None
+    keys: tuple[TrustedKey, ...]
+
+
+async def audit_url(url: str, keys: Sequence[TrustedKey] | None, *, trusted: bytes | None = None,
+                    workers: int | None = None, progress: Progress | None = None) -> RemoteAudit:  # fmt: skip
+    """Verify the log served at ``url`` (the service root); ``keys`` None means trust the served keys."""
+    base = url.rstrip("/") + "/v1/log"
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
+        served_keys = await _get_json(session, f"{base}/keys")
+        origin = str(served_keys["origin"])
+        used = tuple(keys) if keys is not None else _served_keys(served_keys)
+        note = await _get_checkpoint(session, f"{base}/checkpoint")
+        checkpoint = await audit_leaves(_leaves(session, base), origin, used, latest=note, trusted=trusted,
+                                        workers=workers, progress=progress)  # fmt: skip
+    return RemoteAudit(checkpoint, note, used)
+
+
+def _served_keys(body: dict[str, Any]) -> tuple[TrustedKey, ...]:
+    try:
+        return tuple(TrustedKey(Verifier.from_vkey(k["vkey"]), int(k["from_seq"])) for k in body["keys"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise VerificationError(f"the served key list is malformed: {e}") from None
+
+
+async def _get(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
+    try:
+        response = await session.get(url)
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise Unavailable(f"cannot reach {url}: {e}") from None
+    return response
+
+
+async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
+    async with await _get(session, url) as response:
+        if response.status != 200:
+            raise Unavailable(f"{url} answered {response.status}: {(await response.text())[:200]}")
+        return await response.json()
+
+
+async def _get_checkpoint(session: aiohttp.ClientSession, url: str) -> bytes | None:
+    async with await _get(session, url) as response:
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise Unavailable(f"{url} answered {response.status}")
+        return await response.read()
+
+
+async def _leaves(session: aiohttp.ClientSession, base: str) -> AsyncIterator[LeafRow]:
+    after: int | None = None
+    while True:
+        query = f"?limit={PAGE}" + ("" if after is None else f"&after={after}")
+        page = await _get_json(session, f"{base}/events{query}")
+        for item in page["events"]:
+            yield _leaf_row(item)
+        if page["next"] is None:
+            return
+        after = int(page["next"])
+
+
+def _leaf_row(item: dict[str, Any]) -> LeafRow:
+    seq = int(item["seq"])
+    try:
+        leaf, served_hash = base64.b64decode(item["leaf"], validate=True), base64.b64decode(item["leaf_hash"])
+    except (binascii.Error, TypeError, KeyError):
+        raise VerificationError("served leaf or leaf_hash is not base64", seq=seq) from None
+    if leaf_hash(leaf) != served_hash:
+        raise VerificationError("served leaf_hash does not match the served leaf", seq=seq)
+    return LeafRow(seq, leaf, served_hash)

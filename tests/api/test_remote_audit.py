@@ -1,0 +1,59 @@
+"""Auditing a log over HTTP: what an oversight body runs against the service."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import remote
+from ledger.errors import VerificationError
+from ledger.events import Recorded
+from ledger.signing import Signer
+from ledger.store import Store
+from ledger.verify import TrustedKey
+from ledger.writer import Writer
+from tests.api.conftest import Client, issued
+
+
+def root_url(client: Client) -> str:
+    return str(client.make_url("/"))
+
+
+async def test_a_served_log_verifies_against_the_trusted_key(
+    client: Client, appended: list[Recorded], signer: Signer
+) -> None:
+    found = await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], workers=1)
+    assert found.checkpoint is not None
+    assert found.checkpoint.size == len(appended)
+
+
+async def test_without_a_key_the_served_keys_are_used(client: Client, appended: list[Recorded], signer: Signer) -> None:
+    found = await remote.audit_url(root_url(client), None, workers=1)
+    assert [k.verifier for k in found.keys] == [signer.verifier]
+
+
+async def test_a_log_signed_by_another_key_than_the_trusted_one_fails(client: Client, appended: list[Recorded]) -> None:
+    stranger = Signer.generate(appended[0].event["log"])
+    with pytest.raises(VerificationError, match="not a trusted key") as e:
+        await remote.audit_url(root_url(client), [TrustedKey(stranger.verifier)], workers=1)
+    assert e.value.seq == 0
+
+
+async def test_a_log_that_grew_still_extends_a_saved_checkpoint(
+    client: Client, appended: list[Recorded], signer: Signer, store: Store, writer: Writer
+) -> None:
+    saved = await store.latest_checkpoint()
+    await writer.append(issued(99))
+    found = await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], trusted=saved, workers=1)
+    assert found.checkpoint is not None
+    assert found.checkpoint.size == 6
+
+
+async def test_pages_of_events_are_followed_to_the_end(
+    client: Client, writer: Writer, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(remote, "PAGE", 2)
+    for n in range(5):
+        await writer.append(issued(n))
+    found = await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], workers=1)
+    assert found.checkpoint is not None
+    assert found.checkpoint.size == 5
