@@ -14,6 +14,7 @@ from typing import Protocol
 
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
+from ledger.tokens import TokenRecord
 
 __all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "paged_leaves"]
 
@@ -92,6 +93,16 @@ class Store(Protocol):
     async def disclosures(self, digests: Sequence[str]) -> dict[str, bytes]: ...
 
     async def erase_disclosure(self, digest: str) -> bool: ...
+
+    async def add_token(self, token: TokenRecord) -> None: ...
+
+    async def tokens(self) -> list[TokenRecord]: ...
+
+    async def find_token(self, hash_: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``hash_``, revoked or not."""
+        ...
+
+    async def revoke_token(self, token_id: str) -> bool: ...
 
 
 async def paged_leaves(

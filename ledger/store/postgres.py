@@ -14,6 +14,7 @@ from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import KeyRow, LeafRow, paged_leaves
 from ledger.store.migrations import migrations
+from ledger.tokens import TokenRecord
 
 __all__ = ["PostgresStore"]
 
@@ -235,3 +236,35 @@ class PostgresStore:
         async with _reachable(self.url):
             status = await self._pool.execute("DELETE FROM disclosures WHERE digest = $1", digest)
         return bool(status == "DELETE 1")
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    async def add_token(self, token: TokenRecord) -> None:
+        async with _reachable(self.url):
+            await self._pool.execute(
+                "INSERT INTO tokens (id, name, role, hash) VALUES ($1, $2, $3, $4)",
+                token.id, token.name, token.role, token.hash,
+            )  # fmt: skip
+
+    async def tokens(self) -> list[TokenRecord]:
+        return [_token(r) for r in await self._fetch(f"{_TOKENS} ORDER BY created_at, id")]
+
+    async def find_token(self, hash_: str) -> TokenRecord | None:
+        rows = await self._fetch(f"{_TOKENS} WHERE hash = $1", hash_)
+        return _token(rows[0]) if rows else None
+
+    async def revoke_token(self, token_id: str) -> bool:
+        async with _reachable(self.url):
+            status = await self._pool.execute(
+                "UPDATE tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", token_id
+            )
+        return bool(status == "UPDATE 1")
+
+
+_TOKENS = "SELECT id, name, role, hash, created_at, revoked_at FROM tokens"
+
+
+def _token(row: asyncpg.Record) -> TokenRecord:
+    revoked = row["revoked_at"]
+    return TokenRecord(row["id"], row["name"], row["role"], row["hash"], row["created_at"].isoformat(),
+                       revoked.isoformat() if revoked else None)  # fmt: skip

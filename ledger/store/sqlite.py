@@ -15,6 +15,7 @@ from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import KeyRow, LeafRow, paged_leaves
 from ledger.store.migrations import migrations
+from ledger.tokens import TokenRecord
 
 __all__ = ["SqliteStore"]
 
@@ -210,6 +211,31 @@ class SqliteStore:
             cursor = await self._conn.execute("DELETE FROM disclosures WHERE digest = ?", (digest,))
             return cursor.rowcount == 1
 
+    # -- tokens -----------------------------------------------------------------------------
+
+    async def add_token(self, token: TokenRecord) -> None:
+        async with self.write():
+            await self._conn.execute(
+                "INSERT INTO tokens (id, name, role, hash) VALUES (?, ?, ?, ?)",
+                (token.id, token.name, token.role, token.hash),
+            )
+
+    async def tokens(self) -> list[TokenRecord]:
+        return [TokenRecord(*r) for r in await self._read(f"{_TOKENS} ORDER BY rowid")]
+
+    async def find_token(self, hash_: str) -> TokenRecord | None:
+        rows = await self._read(f"{_TOKENS} WHERE hash = ?", (hash_,))
+        return TokenRecord(*rows[0]) if rows else None
+
+    async def revoke_token(self, token_id: str) -> bool:
+        async with self.write():
+            cursor = await self._conn.execute(
+                "UPDATE tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+                " WHERE id = ? AND revoked_at IS NULL",
+                (token_id,),
+            )
+            return cursor.rowcount == 1
+
 
 def _statements(script: str) -> list[str]:
     """Split a migration into statements (sqlite3 runs one at a time; triggers hold ';')."""
@@ -220,3 +246,6 @@ def _statements(script: str) -> list[str]:
             statements.append(current.strip())
             current = ""
     return [s for s in statements if s and not all(ln.startswith("--") for ln in s.splitlines())]
+
+
+_TOKENS = "SELECT id, name, role, hash, created_at, revoked_at FROM tokens"
