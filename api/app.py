@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from api import log_routes, ops_routes
-from api.keys import CONFIG, STORE, WRITER
+from api import log_routes, metrics, ops_routes
+from api.auth import authenticate
+from api.keys import CONFIG, METRICS, STORE, TOKENS, WRITER
+from api.metrics import Metrics, metrics_middleware
 from api.problems import problems, request_ids
 from ledger.config import Config, load_signer
 from ledger.logs import configure_logging
@@ -33,15 +35,21 @@ def create_app(config: Config, *, store: Store | None = None, writer: Writer | N
     """The service; ``store`` and ``writer`` (both or neither) stay the caller's to close."""
     if (store is None) != (writer is None):
         raise ValueError("give create_app both a store and a writer, or neither")
-    app = web.Application(middlewares=[request_ids, problems], client_max_size=MAX_BODY_BYTES)
-    app[CONFIG] = config
+    middlewares = [metrics_middleware, request_ids, problems, authenticate]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
+    app[CONFIG], app[METRICS] = config, Metrics()
     if store is not None and writer is not None:
-        app[STORE], app[WRITER] = store, writer
+        _attach(app, store, writer)
     else:
         app.cleanup_ctx.append(_log_resources)
-    app.router.add_routes(ops_routes.routes)
-    app.router.add_routes(log_routes.routes)
+    for module in (ops_routes, log_routes, metrics):
+        app.router.add_routes(module.routes)
     return app
+
+
+def _attach(app: web.Application, store: Store, writer: Writer) -> None:
+    app[STORE], app[WRITER], app[TOKENS] = store, writer, store.find_token
+    writer.on_batch = app[METRICS].observe_batch
 
 
 async def _log_resources(app: web.Application) -> AsyncIterator[None]:
@@ -51,7 +59,7 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
         applied = await store.migrate()
         writer = Writer(store, load_signer(config))
         await writer.start()
-        app[STORE], app[WRITER] = store, writer
+        _attach(app, store, writer)
         log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size())
         try:
             yield

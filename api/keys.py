@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from ledger.config import Config
 from ledger.store import Store
+from ledger.tokens import FindToken, Principal
 from ledger.writer import Writer
 
-__all__ = ["CONFIG", "REQUEST_ID", "STORE", "WRITER"]
+if TYPE_CHECKING:
+    from api.metrics import Metrics
+
+__all__ = ["CONFIG", "METRICS", "PRINCIPAL", "REQUEST_ID", "STORE", "TOKENS", "WRITER"]
 
 CONFIG = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store")  # a Protocol: no class to hand AppKey
 WRITER = web.AppKey("writer", Writer)
 REQUEST_ID = web.RequestKey("request_id", str)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+TOKENS: web.AppKey[FindToken] = web.AppKey("tokens")  # look a token up by its hash
+PRINCIPAL = web.RequestKey("principal", Principal)

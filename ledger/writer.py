@@ -53,12 +53,14 @@ class Writer:
         max_batch: int = 1024,
         checkpoint_interval: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_batch: Callable[[int, float, bool], None] | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
         self._max_batch = max_batch
         self._checkpoint_interval = checkpoint_interval
         self._clock = clock
+        self.on_batch = on_batch  # (events in the batch, seconds, committed?) for metrics
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._head: _Head | None = None
         self._checkpointed_at = 0.0
@@ -70,6 +72,11 @@ class Writer:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def size(self) -> int:
+        """The log size after the last batch this writer committed (0 before its first)."""
+        return self._head.size if self._head is not None else 0
 
     @property
     def origin(self) -> str:
@@ -128,9 +135,11 @@ class Writer:
             error = e if isinstance(e, LedgerError) else Unavailable(f"the log could not commit this append: {e}")
             log.error("batch_failed", size=len(batch), error=str(e))
             outcomes = [error] * len(batch)
+            self._observe(len(batch), started, committed=False)
         else:
             self._head = head
             self.batches += 1
+            self._observe(len(batch), started, committed=True)
             log.debug(
                 "batch_committed",
                 size=len(batch),
@@ -144,6 +153,10 @@ class Writer:
                 pending.future.set_exception(outcome)
             else:
                 pending.future.set_result(outcome)
+
+    def _observe(self, size: int, started: float, *, committed: bool) -> None:
+        if self.on_batch is not None:
+            self.on_batch(size, time.perf_counter() - started, committed)
 
     async def _load_head(self, tx: WriteTransaction, size: int) -> _Head:
         if self._head is not None and self._head.size == size:

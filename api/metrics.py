@@ -1,0 +1,79 @@
+"""Prometheus metrics: requests by route and status, their latency, and the writer's work."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from api.keys import METRICS, WRITER
+
+__all__ = ["Metrics", "metrics_middleware", "routes"]
+
+routes = web.RouteTableDef()
+
+
+class Metrics:
+    """One registry per application, so that several apps (and tests) do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ledger_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "ledger_http_request_seconds", "time to answer an HTTP request", ["method", "route"], registry=self.registry
+        )
+        self.log_size = Gauge(
+            "ledger_log_size", "events in the log, as this process last wrote it", registry=self.registry
+        )
+        self.appends = Counter("ledger_appends", "events committed by this process", registry=self.registry)
+        self.append_errors = Counter(
+            "ledger_append_errors", "events whose batch failed to commit", registry=self.registry
+        )
+        self.batch_size = Histogram(
+            "ledger_batch_events",
+            "events per committed batch",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )
+        self.batch_seconds = Histogram("ledger_batch_seconds", "time to commit a batch", registry=self.registry)
+
+    def observe_batch(self, events: int, seconds: float, committed: bool) -> None:
+        """The writer's ``on_batch`` callback."""
+        if committed:
+            self.appends.inc(events)
+            self.batch_size.observe(events)
+            self.batch_seconds.observe(seconds)
+        else:
+            self.append_errors.inc(events)
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started, status = time.perf_counter(), 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        metrics, route = request.app[METRICS], _route(request)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+
+
+@routes.get("/metrics")
+async def scrape(request: web.Request) -> web.Response:
+    metrics = request.app[METRICS]
+    metrics.log_size.set(request.app[WRITER].size)
+    response = web.Response(body=generate_latest(metrics.registry))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response

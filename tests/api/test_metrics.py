@@ -1,0 +1,33 @@
+"""/metrics speaks the Prometheus text format: requests, latencies, appends and batches."""
+
+from __future__ import annotations
+
+from ledger.events import Recorded
+from tests.api.conftest import Client
+
+
+async def scrape(client: Client) -> str:
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.content_type == "text/plain"
+    return await response.text()
+
+
+async def test_requests_are_counted_by_route_template_and_status(client: Client, appended: list[Recorded]) -> None:
+    await client.get("/v1/log/events/1")
+    await client.get("/v1/log/events/999")
+    text = await scrape(client)
+    assert 'ledger_http_requests_total{method="GET",route="/v1/log/events/{seq}",status="200"} 1.0' in text
+    assert 'ledger_http_requests_total{method="GET",route="/v1/log/events/{seq}",status="404"} 1.0' in text
+
+
+async def test_committed_appends_and_batch_sizes_are_counted(client: Client, appended: list[Recorded]) -> None:
+    text = await scrape(client)
+    assert "ledger_appends_total 5.0" in text
+    assert "ledger_batch_events_count 5.0" in text
+    assert "ledger_log_size 5.0" in text
+
+
+async def test_request_latency_is_a_histogram(client: Client) -> None:
+    await client.get("/healthz")
+    assert 'ledger_http_request_seconds_count{method="GET",route="/healthz"} 1.0' in await scrape(client)
