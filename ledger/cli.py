@@ -11,9 +11,10 @@ from typing import Any
 
 from ledger.auditing import audit_store, checkpoint_size
 from ledger.config import Config, load_signer
-from ledger.errors import LedgerError, VerificationError
+from ledger.errors import LedgerError, NotFound, VerificationError
 from ledger.signing import Verifier
-from ledger.store import open_store
+from ledger.store import Store, open_store
+from ledger.tokens import ROLES, TokenRecord, check_role, hash_token, new_token
 from ledger.verify import TrustedKey
 
 __all__ = ["main"]
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     keys_sub.add_parser("generate", help="create the key file (mode 0600) if it does not exist; print the verifier key")
     keys_sub.add_parser("show", help="print the verifier key (name+keyid+key) that checks the log's signatures")
+
+    tokens = sub.add_parser("tokens", help="bearer tokens for the HTTP API (stored as hashes only)")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
+    create = tokens_sub.add_parser("create", help="make a token and print its secret, once")
+    create.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
+    create.add_argument("--name", required=True, help="who holds it, e.g. an officer's id or a service's name")
+    tokens_sub.add_parser("list", help="list tokens: id, name, role, created, revoked")
+    revoke = tokens_sub.add_parser("revoke", help="revoke a token by its id; it stops working at once")
+    revoke.add_argument("token_id", metavar="ID")
 
     verify = sub.add_parser(
         "verify", help="check every event, signature, link and the checkpoint of the database's log"
@@ -113,6 +123,46 @@ async def _verify(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+async def _tokens(args: argparse.Namespace, config: Config) -> int:
+    store = await open_store(config.database_url)
+    try:
+        await store.migrate()
+        return await TOKEN_ACTIONS[args.tokens_command](store, args)
+    finally:
+        await store.close()
+
+
+async def _token_create(store: Store, args: argparse.Namespace) -> int:
+    secret, token_id = new_token()
+    await store.add_token(TokenRecord(token_id, args.name, check_role(args.role), hash_token(secret), created_at=""))
+    print(f"token {token_id} for {args.name} ({args.role}); the secret is shown only now:", file=sys.stderr)
+    print(secret)
+    return 0
+
+
+async def _token_list(store: Store, args: argparse.Namespace) -> int:
+    for t in await store.tokens():
+        print(
+            f"{t.id}  {t.role:<16}  {t.name:<24}  created {t.created_at}"
+            + (f"  REVOKED {t.revoked_at}" if t.revoked_at else "")
+        )
+    return 0
+
+
+async def _token_revoke(store: Store, args: argparse.Namespace) -> int:
+    if not await store.revoke_token(args.token_id):
+        raise NotFound(f"no active token with id {args.token_id}; see 'policy-ledger tokens list'")
+    print(f"token {args.token_id} revoked")
+    return 0
+
+
+TOKEN_ACTIONS: dict[str, Callable[[Store, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "create": _token_create,
+    "list": _token_list,
+    "revoke": _token_revoke,
+}
+
+
 def _progress(total: int) -> Callable[[int], None] | None:
     if not sys.stderr.isatty() or not total:
         return None
@@ -130,7 +180,7 @@ def _clear_progress() -> None:
         sys.stderr.write("\r\033[K")
 
 
-COMMANDS: dict[str, Command] = {"migrate": _migrate, "keys": _keys, "verify": _verify}
+COMMANDS: dict[str, Command] = {"tokens": _tokens, "migrate": _migrate, "keys": _keys, "verify": _verify}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -95,3 +95,26 @@ def test_verify_without_a_key_tells_the_user_what_to_do(tmp_path: Path) -> None:
         2,
         f"error: no signing key at {tmp_path / 'ledger.key'}; run 'policy-ledger keys generate'",
     )
+
+
+def test_tokens_create_prints_the_secret_once_and_list_never_shows_it(tmp_path: Path) -> None:
+    created = cli(tmp_path, "tokens", "create", "--role", "auditor", "--name", "nao")
+    secret = created.stdout.strip()
+    listed = cli(tmp_path, "tokens", "list").stdout
+    assert secret.startswith("plt_")
+    assert "auditor" in listed
+    assert "nao" in listed
+    assert secret not in listed
+
+
+def test_tokens_revoke_marks_the_token_revoked(tmp_path: Path) -> None:
+    cli(tmp_path, "tokens", "create", "--role", "service", "--name", "mdm")
+    token_id = cli(tmp_path, "tokens", "list").stdout.split()[0]
+    assert cli(tmp_path, "tokens", "revoke", token_id).stdout.strip() == f"token {token_id} revoked"
+    assert "REVOKED" in cli(tmp_path, "tokens", "list").stdout
+
+
+def test_tokens_create_refuses_an_unknown_role(tmp_path: Path) -> None:
+    result = cli(tmp_path, "tokens", "create", "--role", "minister", "--name", "x")
+    assert result.returncode == 2
+    assert "invalid choice: 'minister'" in result.stderr
