@@ -9,9 +9,11 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from ledger.auditing import audit_store, checkpoint_size
+from ledger.auditing import audit_leaves, checkpoint_size
+from ledger.checkpoint import Checkpoint
 from ledger.config import Config, load_signer
 from ledger.errors import LedgerError, NotFound, VerificationError
+from ledger.remote import audit_url
 from ledger.signing import Verifier
 from ledger.store import Store, open_store
 from ledger.tokens import ROLES, TokenRecord, check_role, hash_token, new_token
@@ -58,14 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id", metavar="ID")
 
     verify = sub.add_parser(
-        "verify", help="check every event, signature, link and the checkpoint of the database's log"
+        "verify", help="check every event, signature, link and the checkpoint of the log (local database or --url)"
     )
     verify.add_argument(
         "--key",
         action="append",
         dest="vkeys",
         metavar="VKEY",
-        help="a trusted verifier key (repeatable); default: the key of --key-file",
+        help="a trusted verifier key (repeatable); default: the key of --key-file, or with --url the served keys",
     )
     verify.add_argument(
         "--checkpoint",
@@ -73,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a checkpoint saved earlier: the log must extend it; the new one is saved there",
     )
+    verify.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
     verify.add_argument("--workers", type=int, help="processes checking signatures (default: one per core)")
     return parser
 
@@ -98,29 +101,43 @@ async def _keys(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _verify(args: argparse.Namespace, config: Config) -> int:
-    verifiers = (
-        [Verifier.from_vkey(v) for v in args.vkeys] if args.vkeys else [load_signer(config, create=False).verifier]
-    )
-    keys = [TrustedKey(v) for v in verifiers]
-    origin = verifiers[0].name
+    keys = [TrustedKey(Verifier.from_vkey(v)) for v in args.vkeys] if args.vkeys else None
     saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
-    store = await open_store(config.database_url)
-    try:
-        size = await store.log_size()
-        workers = args.workers or (1 if size < SMALL_LOG else None)  # worker start-up outweighs a small log
-        checkpoint = await audit_store(store, origin, keys, trusted=saved, workers=workers, progress=_progress(size))
-        latest = await store.latest_checkpoint()
-    finally:
-        await store.close()
+    note, checkpoint = await (_verify_url(args, keys, saved) if args.url else _verify_local(args, config, keys, saved))
     _clear_progress()
-    if checkpoint is None:
+    if checkpoint is None or note is None:
         print("OK: the log is empty")
         return 0
-    if args.checkpoint and latest is not None:
-        args.checkpoint.write_bytes(latest)
-    extends = f", extends your saved checkpoint of size {checkpoint_size(saved)}" if saved else ""
-    print(f"OK: {size} events verified; checkpoint of size {checkpoint.size} signed by {origin}{extends}")
+    if args.checkpoint:
+        args.checkpoint.write_bytes(note)
+    extends = f"; it extends your saved checkpoint of size {checkpoint_size(saved)}" if saved else ""
+    print(f"OK: all {checkpoint.size} events of {checkpoint.origin} verified against its signed checkpoint{extends}")
     return 0
+
+
+async def _verify_local(
+    args: argparse.Namespace, config: Config, keys: list[TrustedKey] | None, saved: bytes | None
+) -> tuple[bytes | None, Checkpoint | None]:
+    keys = keys or [TrustedKey(load_signer(config, create=False).verifier)]
+    store = await open_store(config.database_url)
+    try:
+        note, size = await store.latest_checkpoint(), await store.log_size()
+        workers = args.workers or (1 if size < SMALL_LOG else None)  # worker start-up outweighs a small log
+        origin = keys[0].verifier.name
+        checkpoint = await audit_leaves(store.iter_leaves(), origin, keys, latest=note, trusted=saved,
+                                        workers=workers, progress=_progress(size))  # fmt: skip
+    finally:
+        await store.close()
+    return note, checkpoint
+
+
+async def _verify_url(
+    args: argparse.Namespace, keys: list[TrustedKey] | None, saved: bytes | None
+) -> tuple[bytes | None, Checkpoint | None]:
+    if keys is None:
+        print("warning: no --key given; trusting the keys the server publishes", file=sys.stderr)
+    found = await audit_url(args.url, keys, trusted=saved, workers=args.workers, progress=_progress(0))
+    return found.note, found.checkpoint
 
 
 async def _tokens(args: argparse.Namespace, config: Config) -> int:
@@ -164,12 +181,13 @@ TOKEN_ACTIONS: dict[str, Callable[[Store, argparse.Namespace], Coroutine[Any, An
 
 
 def _progress(total: int) -> Callable[[int], None] | None:
-    if not sys.stderr.isatty() or not total:
+    if not sys.stderr.isatty():
         return None
 
     def show(done: int) -> None:
-        filled = done * 40 // total
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {done}/{total} events")
+        filled = done * 40 // max(total, done, 1)
+        counted = f"{done}/{total}" if total else str(done)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {counted} events checked")
         sys.stderr.flush()
 
     return show

@@ -66,7 +66,7 @@ def test_migrate_twice_says_the_database_is_up_to_date(tmp_path: Path) -> None:
 def test_verify_passes_an_untouched_log_and_saves_its_checkpoint(log: Path) -> None:
     result = cli(log, "verify", "--checkpoint", "saved.txt")
     assert result.returncode == 0
-    assert result.stdout.startswith("OK: 6 events verified; checkpoint of size 6")
+    assert result.stdout.startswith("OK: all 6 events of policy-ledger.localhost/device-policy verified")
     assert (log / "saved.txt").read_bytes().startswith(b"policy-ledger.localhost/device-policy\n6\n")
 
 
