@@ -16,7 +16,7 @@ from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.tokens import TokenRecord
 
-__all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "paged_leaves"]
+__all__ = ["KeyRow", "LeafRow", "Remembered", "Store", "WriteTransaction", "paged_leaves"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,15 @@ class KeyRow:
     key_id: str
     vkey: str
     from_seq: int
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What an Idempotency-Key already holds: the request it came with, and its answer if done."""
+
+    request_hash: str
+    status: int | None
+    body: bytes | None
 
 
 class WriteTransaction(Protocol):
@@ -93,6 +102,10 @@ class Store(Protocol):
     async def disclosures(self, digests: Sequence[str]) -> dict[str, bytes]: ...
 
     async def erase_disclosure(self, digest: str) -> bool: ...
+
+    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None: ...
+
+    async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None: ...
 
     async def add_token(self, token: TokenRecord) -> None: ...
 

@@ -12,7 +12,7 @@ import asyncpg
 from ledger.errors import Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import KeyRow, LeafRow, paged_leaves
+from ledger.store.base import KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.tokens import TokenRecord
 
@@ -236,6 +236,35 @@ class PostgresStore:
         async with _reachable(self.url):
             status = await self._pool.execute("DELETE FROM disclosures WHERE digest = $1", digest)
         return bool(status == "DELETE 1")
+
+    # -- idempotency ------------------------------------------------------------------------
+
+    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
+        """Claim ``key`` for a new request, or return what an earlier claim holds."""
+        async with _reachable(self.url), self._pool.acquire() as conn:
+            claimed = await conn.execute(
+                "INSERT INTO idempotency (scope, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                scope, key, request_hash,
+            )  # fmt: skip
+            if claimed == "INSERT 0 1":
+                return None
+            row = await conn.fetchrow(
+                "SELECT request_hash, status, body FROM idempotency WHERE scope = $1 AND key = $2", scope, key
+            )
+        assert row is not None
+        body = bytes(row["body"]) if row["body"] is not None else None
+        return Remembered(row["request_hash"], row["status"], body)
+
+    async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
+        """Store the answer to a claimed key; ``status`` None releases the claim (the request failed)."""
+        async with _reachable(self.url):
+            if status is None:
+                await self._pool.execute("DELETE FROM idempotency WHERE scope = $1 AND key = $2", scope, key)
+            else:
+                await self._pool.execute(
+                    "UPDATE idempotency SET status = $3, body = $4 WHERE scope = $1 AND key = $2",
+                    scope, key, status, body,
+                )  # fmt: skip
 
     # -- tokens -----------------------------------------------------------------------------
 

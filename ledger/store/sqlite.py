@@ -13,7 +13,7 @@ import aiosqlite
 from ledger.errors import Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import KeyRow, LeafRow, paged_leaves
+from ledger.store.base import KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.tokens import TokenRecord
 
@@ -210,6 +210,35 @@ class SqliteStore:
         async with self.write():
             cursor = await self._conn.execute("DELETE FROM disclosures WHERE digest = ?", (digest,))
             return cursor.rowcount == 1
+
+    # -- idempotency ------------------------------------------------------------------------
+
+    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
+        """Claim ``key`` for a new request, or return what an earlier claim holds."""
+        async with self.write():
+            cursor = await self._conn.execute(
+                "INSERT INTO idempotency (scope, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (scope, key, request_hash),
+            )
+            if cursor.rowcount == 1:
+                return None
+            rows = await _fetch(
+                self._conn,
+                "SELECT request_hash, status, body FROM idempotency WHERE scope = ? AND key = ?",
+                (scope, key),
+            )
+        return Remembered(rows[0][0], rows[0][1], _blob(rows[0][2]) if rows[0][2] is not None else None)
+
+    async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
+        """Store the answer to a claimed key; ``status`` None releases the claim (the request failed)."""
+        async with self.write():
+            if status is None:
+                await self._conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+            else:
+                await self._conn.execute(
+                    "UPDATE idempotency SET status = ?, body = ? WHERE scope = ? AND key = ?",
+                    (status, body, scope, key),
+                )
 
     # -- tokens -----------------------------------------------------------------------------
 
