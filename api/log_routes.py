@@ -7,17 +7,16 @@ leaves and proofs are standard base64 with padding; proofs are RFC 9162 audit pa
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 from aiohttp import web
 
 from api.keys import CONFIG, STORE
+from api.params import query, required, whole
 from api.problems import render
 from ledger import proofs
 from ledger.auditing import checkpoint_size
-from ledger.canonical import MAX_SAFE_INTEGER
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import NotFound
 from ledger.events import decode_leaf
 from ledger.store import LeafRow, Store
 
@@ -25,7 +24,6 @@ __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "routes"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_WHOLE = re.compile(r"[0-9]{1,16}")
 
 routes = web.RouteTableDef()
 
@@ -45,7 +43,7 @@ async def keys(request: web.Request) -> web.Response:
 
 @routes.get("/v1/log/events/{seq}")
 async def event(request: web.Request) -> web.Response:
-    seq = _whole(request.match_info["seq"], "seq in the path")
+    seq = whole(request.match_info["seq"], "seq in the path")
     rows = await request.app[STORE].read_leaves(seq, seq + 1)
     if not rows:
         raise NotFound(f"no event with seq {seq}; the log has {await request.app[STORE].log_size()} events")
@@ -54,8 +52,8 @@ async def event(request: web.Request) -> web.Response:
 
 @routes.get("/v1/log/events")
 async def events(request: web.Request) -> web.Response:
-    after = _query(request, "after")
-    limit = _query(request, "limit", minimum=1, maximum=MAX_LIMIT)
+    after = query(request, "after")
+    limit = query(request, "limit", minimum=1, maximum=MAX_LIMIT)
     start, limit = 0 if after is None else after + 1, limit or DEFAULT_LIMIT
     rows = await request.app[STORE].read_leaves(start, start + limit + 1)  # one more: does a next page exist?
     page = rows[:limit]
@@ -65,7 +63,7 @@ async def events(request: web.Request) -> web.Response:
 @routes.get("/v1/log/proofs/inclusion")
 async def inclusion(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    seq, size = _required(request, "seq"), _query(request, "size", minimum=1)
+    seq, size = required(request, "seq"), query(request, "size", minimum=1)
     if size is None:
         size = await _checkpointed_size(store)
         if seq >= size:
@@ -78,7 +76,7 @@ async def inclusion(request: web.Request) -> web.Response:
 @routes.get("/v1/log/proofs/consistency")
 async def consistency(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    first, second = _required(request, "from", minimum=1), _query(request, "to", minimum=1)
+    first, second = required(request, "from", minimum=1), query(request, "to", minimum=1)
     if second is None:
         second = await _checkpointed_size(store)
     hashes = await proofs.consistency_proof(store.read_nodes, first, second)
@@ -103,24 +101,3 @@ async def _latest_checkpoint(store: Store) -> bytes:
 
 async def _checkpointed_size(store: Store) -> int:
     return checkpoint_size(await _latest_checkpoint(store))
-
-
-def _whole(text: str, name: str, minimum: int = 0, maximum: int = MAX_SAFE_INTEGER) -> int:
-    """A decimal integer within bounds, or an InvalidInput that names ``name`` and the bounds."""
-    if _WHOLE.fullmatch(text) and minimum <= int(text) <= maximum:
-        return int(text)
-    allowed = f"from {minimum} to {maximum}" if maximum < MAX_SAFE_INTEGER else f"of {minimum} or more"
-    shown = text if len(text) <= 40 else text[:40] + "…"
-    raise InvalidInput(f"{name} must be a whole number {allowed}, not {shown!r}")
-
-
-def _query(request: web.Request, name: str, minimum: int = 0, maximum: int = MAX_SAFE_INTEGER) -> int | None:
-    text = request.query.get(name)
-    return None if text is None else _whole(text, f"query parameter {name!r}", minimum, maximum)
-
-
-def _required(request: web.Request, name: str, minimum: int = 0) -> int:
-    value = _query(request, name, minimum)
-    if value is None:
-        raise InvalidInput(f"query parameter {name!r} is required: a whole number of {minimum} or more")
-    return value
