@@ -26,3 +26,4 @@ test: lint
 bench: install
 	$(BIN)/python -m bench.append
 	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.projections

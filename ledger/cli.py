@@ -12,7 +12,10 @@ from typing import Any
 from ledger.auditing import audit_leaves, checkpoint_size
 from ledger.checkpoint import Checkpoint
 from ledger.config import Config, load_signer
+from ledger.demo import record_story
 from ledger.errors import LedgerError, NotFound, VerificationError
+from ledger.logs import configure_logging
+from ledger.projector import rebuild
 from ledger.remote import audit_url
 from ledger.signing import Verifier
 from ledger.store import Store, open_store
@@ -77,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
     verify.add_argument("--workers", type=int, help="processes checking signatures (default: one per core)")
+
+    sub.add_parser("demo", help="record the seed story (the 2023 TikTok ban and its exemptions) through the service")
+    sub.add_parser("rebuild", help="drop the stored projections and rebuild them from the log; prints events/s")
     return parser
 
 
@@ -140,6 +146,31 @@ async def _verify_url(
     return found.note, found.checkpoint
 
 
+async def _demo(args: argparse.Namespace, config: Config) -> int:
+    configure_logging(config.log_level)  # the writer logs; keep its lines to the configured level
+    signer = load_signer(config)
+    store = await open_store(config.database_url)
+    try:
+        await store.migrate()
+        recorded = await record_story(store, signer)
+    finally:
+        await store.close()
+    print(f"recorded {len(recorded)} events of the seed story; check them with 'policy-ledger verify'")
+    return 0
+
+
+async def _rebuild(args: argparse.Namespace, config: Config) -> int:
+    store = await open_store(config.database_url)
+    try:
+        await store.migrate()
+        rebuilt = await rebuild(store)
+    finally:
+        await store.close()
+    print(f"rebuilt the projections from {rebuilt.events:,} events in {rebuilt.seconds:.2f} s"
+          f" ({rebuilt.rate:,.0f} events/s)")  # fmt: skip
+    return 0
+
+
 async def _tokens(args: argparse.Namespace, config: Config) -> int:
     store = await open_store(config.database_url)
     try:
@@ -198,7 +229,14 @@ def _clear_progress() -> None:
         sys.stderr.write("\r\033[K")
 
 
-COMMANDS: dict[str, Command] = {"tokens": _tokens, "migrate": _migrate, "keys": _keys, "verify": _verify}
+COMMANDS: dict[str, Command] = {
+    "tokens": _tokens,
+    "migrate": _migrate,
+    "keys": _keys,
+    "verify": _verify,
+    "demo": _demo,
+    "rebuild": _rebuild,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -380,16 +380,20 @@ def _evolve(
     changes: Mapping[str, _Change[_State]],
 ) -> _State:
     stream, kind, seq = event["stream"], event["type"], event["seq"]
-    misplaced = VerificationError(f"{kind} cannot be version {event['version']} of {stream}", seq=seq)
     if state is None:
         if kind != first or not stream.startswith(first.split(".")[0] + "/") or event["version"] != 1:
-            raise misplaced
+            raise _misplaced(event)
         return start(event)
     current: _State = state
     change = changes.get(kind)
     if change is None or stream != _stream_of(current) or event["version"] != current.version + 1:
-        raise misplaced
+        raise _misplaced(event)
     return replace(change(current, event["data"]), version=current.version + 1, seqs=(*current.seqs, seq))
+
+
+def _misplaced(event: Event) -> VerificationError:
+    message = f"{event['type']} cannot be version {event['version']} of {event['stream']}"
+    return VerificationError(message, seq=event["seq"])
 
 
 def _stream_of(state: PolicyState | ExemptionState) -> str:

@@ -35,14 +35,15 @@ def parse_time(text: str) -> datetime:
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise ValueError(f"{text!r} is not an RFC 3339 date-time, e.g. 2025-02-07T10:00:00Z")
-    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
-    micros = int((match.group(7) or "0")[:6].ljust(6, "0"))
-    offset = timedelta(0)
-    if match.group(8) is None:
-        hours, minutes = int(match.group(10)), int(match.group(11))
-        if hours > 23 or minutes > 59:
-            raise ValueError(f"{text!r} has an impossible time zone offset")
-        offset = timedelta(hours=hours, minutes=minutes) * (-1 if match.group(9) == "-" else 1)
+    year, month, day, hour, minute, second = map(int, match.group(1, 2, 3, 4, 5, 6))
+    fraction = match.group(7)
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    if match.group(8) is not None:  # "Z": UTC already (the common case, kept fast for projections)
+        return datetime(year, month, day, hour, minute, second, micros, UTC)
+    hours, minutes = int(match.group(10)), int(match.group(11))
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"{text!r} has an impossible time zone offset")
+    offset = timedelta(hours=hours, minutes=minutes) * (-1 if match.group(9) == "-" else 1)
     local = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
     return local.astimezone(UTC)
 

@@ -3,7 +3,8 @@
 Callers queue checked drafts; one task takes whatever is queued, opens a store write
 transaction (which holds the log's lock across processes), reads the log head, assigns
 seq, version, time and ``prev``, signs, stores the leaves and the tree nodes they
-complete, signs a checkpoint, and commits. Only then is each caller answered.
+complete, signs a checkpoint, lets each projector bring its stored projection level
+with the batch (in the same transaction), and commits. Only then is each caller answered.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
@@ -24,9 +26,17 @@ from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_c
 from ledger.signing import Signer
 from ledger.store.base import KeyRow, Store, WriteTransaction
 
-__all__ = ["Writer"]
+__all__ = ["Projector", "Writer"]
 
 log = structlog.get_logger("ledger.writer")
+
+
+class Projector(Protocol):
+    """A stored projection kept up to date inline with appends."""
+
+    async def project(self, tx: WriteTransaction, events: Sequence[Recorded]) -> None:
+        """Apply a batch's ``events`` (and any it finds missed) and record its position, in ``tx``."""
+        ...
 
 
 @dataclass
@@ -54,6 +64,7 @@ class Writer:
         checkpoint_interval: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_batch: Callable[[int, float, bool], None] | None = None,
+        projectors: Sequence[Projector] = (),
     ) -> None:
         self._store = store
         self._signer = signer
@@ -61,6 +72,7 @@ class Writer:
         self._checkpoint_interval = checkpoint_interval
         self._clock = clock
         self.on_batch = on_batch  # (events in the batch, seconds, committed?) for metrics
+        self._projectors = tuple(projectors)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._head: _Head | None = None
         self._checkpointed_at = 0.0
@@ -182,6 +194,8 @@ class Writer:
             for d in p.checked.draft.disclosures
         ]
         await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
+        for projector in self._projectors:  # same transaction: rows and positions commit with the events
+            await projector.project(tx, recorded)
         return new_head, outcomes
 
     def _seal(

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.tokens import TokenRecord
+from ledger.versions import VersionSet
 
 __all__ = ["KeyRow", "LeafRow", "Remembered", "Store", "WriteTransaction", "paged_leaves"]
 
@@ -63,6 +65,32 @@ class WriteTransaction(Protocol):
         """Store a batch: its leaves, the subtrees they complete, disclosures, a checkpoint."""
         ...
 
+    async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
+        """Events with start <= seq < end, in seq order, as this transaction sees them."""
+        ...
+
+    # -- stored projections (ledger/versions.py), written in the same transaction as events
+
+    async def projection_position(self, name: str) -> int:
+        """How many log events projection ``name`` has applied (0 when it never ran)."""
+        ...
+
+    async def open_versions(self, policy_ids: Sequence[str], exemption_ids: Sequence[str]) -> VersionSet:
+        """The current (open) version of each of these policies and exemptions that exists."""
+        ...
+
+    async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
+        """Insert new versions, close superseded ones (same key, ``to_seq`` now set), record ``position``."""
+        ...
+
+    async def load_versions(self, versions: VersionSet) -> None:
+        """Bulk-insert versions known to be new (a rebuild)."""
+        ...
+
+    async def clear_projections(self) -> None:
+        """Delete every stored version and projection position."""
+        ...
+
 
 class Store(Protocol):
     """A log's storage; every method is one short transaction unless it says otherwise."""
@@ -102,6 +130,30 @@ class Store(Protocol):
     async def disclosures(self, digests: Sequence[str]) -> dict[str, bytes]: ...
 
     async def erase_disclosure(self, digest: str) -> bool: ...
+
+    # -- stored projections: versions valid at a seq (``FOREVER``: the current ones) -------
+
+    async def projection_position(self, name: str) -> int: ...
+
+    async def seq_at(self, moment: datetime) -> int:
+        """The last seq recorded at or before ``moment`` (-1 when none was)."""
+        ...
+
+    async def versions_at(
+        self, seq: int, *, policy_id: str | None = None, exemption_id: str | None = None
+    ) -> VersionSet:
+        """Every version standing at ``seq``; or one policy's and its exemptions'; or one
+        exemption's and its policy's."""
+        ...
+
+    async def decision_versions(self, seq: int, *, app: str, organisation: str, account: str | None) -> VersionSet:
+        """What a decision needs at ``seq``: the app's policies naming the organisation (or "*"),
+        and the exemptions of the account in that organisation."""
+        ...
+
+    async def all_versions(self) -> VersionSet:
+        """Every stored version, ordered by kind, id and from_seq (for checks)."""
+        ...
 
     async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None: ...
 

@@ -14,6 +14,7 @@ from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
+from ledger.store.postgres_projections import PostgresProjectionReads, PostgresProjectionWrites
 from ledger.tokens import TokenRecord
 
 __all__ = ["PostgresStore"]
@@ -35,7 +36,7 @@ def _redact(url: str) -> str:
     return f"{scheme}://{rest.rpartition('@')[2]}"
 
 
-class _Write:
+class _Write(PostgresProjectionWrites):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
@@ -47,6 +48,12 @@ class _Write:
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)
+
+    async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
+        rows = await self._conn.fetch(
+            "SELECT seq, leaf, leaf_hash FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq", start, end
+        )
+        return [LeafRow(r["seq"], bytes(r["leaf"]), bytes(r["leaf_hash"])) for r in rows]
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
@@ -136,7 +143,15 @@ async def _transaction(conn: Connection) -> AsyncIterator[None]:
     await conn.execute("COMMIT")
 
 
-class PostgresStore:
+async def _no_session_state(conn: Connection) -> None:
+    """Release a pooled connection as it is (asyncpg still rolls back an open transaction).
+
+    The store keeps no session state (no LISTEN, SET, session locks or open cursors), so
+    asyncpg's default reset, a round trip per release, would only slow every read.
+    """
+
+
+class PostgresStore(PostgresProjectionReads):
     """A log in one PostgreSQL database (or schema, via ``server_settings``)."""
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
@@ -149,8 +164,9 @@ class PostgresStore:
     ) -> PostgresStore:
         async with _reachable(url):
             pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, server_settings=server_settings, timeout=10
-            )
+                url, min_size=min_size, max_size=max_size, server_settings=server_settings, timeout=10,
+                reset=_no_session_state,
+            )  # fmt: skip
         return cls(pool, url)
 
     async def close(self) -> None:

@@ -15,12 +15,13 @@ from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
+from ledger.store.sqlite_projections import SqliteProjectionReads, SqliteProjectionWrites
 from ledger.tokens import TokenRecord
 
 __all__ = ["SqliteStore"]
 
 
-class _Write:
+class _Write(SqliteProjectionWrites):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
@@ -33,6 +34,12 @@ class _Write:
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)
+
+    async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
+        rows = await _fetch(
+            self._conn, "SELECT seq, leaf, leaf_hash FROM events WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end)
+        )
+        return [LeafRow(r[0], _blob(r[1]), _blob(r[2])) for r in rows]
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
@@ -106,7 +113,7 @@ def _path(url: str) -> str:
     return path or ":memory:"
 
 
-class SqliteStore:
+class SqliteStore(SqliteProjectionReads):
     """A log in one SQLite file (``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite:///:memory:``)."""
 
     def __init__(self, conn: aiosqlite.Connection, url: str) -> None:

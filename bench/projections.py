@@ -1,0 +1,119 @@
+"""Stored projections on PostgreSQL: full rebuild speed, as-of and current decision latency.
+
+    python -m bench.projections [--events 1000000] [--queries 2000] [--url URL]
+
+Builds a log of N valid policy and exemption events (bench/story_mix.py: about 2% bans,
+5% reviews, amendments and lifts, half grants, the rest renewals, amendments and
+revocations of exemptions; recorded times spread over two years) through the writer,
+without projections. Then measures, in this process:
+
+- the full rebuild: delete the projections, replay the log from seq 0 (events/s);
+- as-of decisions for a past time: ``service.decide(as_of=T)`` for random T in the log's
+  span and random (app, organisation, account), half of them a real grantee (p50/p99);
+- current decisions: ``service.decide()`` for the same kind of question (p50/p99).
+
+Each query is one awaited call through LedgerService to the store, one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store
+from bench.story_mix import APPS, SPAN, START, Mix
+from ledger.logs import configure_logging
+from ledger.projections import Decision
+from ledger.projector import VersionProjector, rebuild
+from ledger.service import LedgerService
+from ledger.signing import Signer
+from ledger.store.postgres import PostgresStore
+from ledger.writer import Writer
+
+Question = tuple[str, str, str]
+
+
+async def build(store: PostgresStore, mix: Mix, chunk: int = 20_000) -> float:
+    """Append the whole mix through the writer; returns events/s."""
+    clock = [START]
+    writer = Writer(store, Signer.generate(ORIGIN), max_batch=5000, clock=lambda: clock[0])
+    await writer.start()
+    started, drafts, done = time.perf_counter(), mix.drafts(), 0
+    while done < mix.total:
+        size = min(chunk, mix.total - done)
+        clock[0] = mix.moment(done)
+        await asyncio.gather(*(writer.append(next(drafts)) for _ in range(size)))
+        done += size
+        print(f"\r  built {done:,} events", end="", flush=True)
+    await writer.close()
+    print()
+    return mix.total / (time.perf_counter() - started)
+
+
+def questions(mix: Mix, count: int, rng: random.Random) -> list[Question]:
+    """Half asked by real grantees, half random (app, organisation, account)."""
+    asked = []
+    for i in range(count):
+        if i % 2 == 0:
+            asked.append(rng.choice(mix.grantees))
+        else:
+            org, account = f"org-{rng.randrange(300):03d}", f"acct-{rng.randrange(20_000):05d}"
+            asked.append((f"app-{rng.randrange(APPS):03d}", org, account))
+    return asked
+
+
+async def latencies(ask: Callable[[Question, int], Awaitable[Decision]], asked: list[Question]) -> tuple[float, float]:
+    """p50 and p99 in ms of ``ask`` over the questions, after a short warm-up."""
+    for i, question in enumerate(asked[:100]):
+        await ask(question, i)
+    times = []
+    for i, question in enumerate(asked):
+        start = time.perf_counter()
+        await ask(question, i)
+        times.append(time.perf_counter() - start)
+    return percentile(times, 50) * 1000, percentile(times, 99) * 1000
+
+
+async def measure(store: PostgresStore, mix: Mix, count: int) -> None:
+    rng = random.Random(11)
+    writer = Writer(store, Signer.generate(ORIGIN), projectors=[VersionProjector()])
+    service = LedgerService(store, writer, clock=lambda: START + SPAN)  # "now": the end of the story
+    asked = questions(mix, count, rng)
+    past: list[datetime] = [START + SPAN * rng.random() for _ in asked]
+
+    async def as_of(q: Question, i: int) -> Decision:
+        return await service.decide(app=q[0], organisation=q[1], account=q[2], device="D-1", as_of=past[i])
+
+    async def current(q: Question, i: int) -> Decision:
+        return await service.decide(app=q[0], organisation=q[1], account=q[2], device="D-1")
+
+    rebuilt = await rebuild(store)
+    past_p50, past_p99 = await latencies(as_of, asked)
+    now_p50, now_p99 = await latencies(current, asked)
+    allowed = [(await current(q, 0)).verdict for q in asked[:200]].count("allowed")
+    print(f"full rebuild, {rebuilt.events:,} events:    {rebuilt.rate:9,.0f} events/s  ({rebuilt.seconds:.1f} s)")
+    print(f"as-of decision, past time, {count:,} queries: p50 {past_p50:.2f} ms, p99 {past_p99:.2f} ms")
+    print(f"current decision, {count:,} queries:        p50 {now_p50:.2f} ms, p99 {now_p99:.2f} ms")
+    print(f"  ({allowed} of the first 200 current answers were 'allowed' by an exemption)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=DEFAULT_URL)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=2_000)
+    args = parser.parse_args()
+    configure_logging("warning")
+    mix = Mix(args.events)
+    async with scratch_store(args.url) as (store, _):
+        built = await build(store, mix)
+        print(f"log built through the writer (no projections): {built:9,.0f} events/s")
+        await measure(store, mix, args.queries)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

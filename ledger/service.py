@@ -1,0 +1,260 @@
+"""The ledger service: commands in, recorded events out; questions answered as of any point.
+
+A thin shell over the pure core. ``execute`` loads a stream's state by folding its events
+from the log, asks the rules (``ledger.policy``) what to record, seals the sensitive
+fields and appends through the writer with the loaded version as the expected one, so a
+concurrent change is a VersionConflict: retried (load, decide, append again) unless the
+caller named its own expected version. The queries read the stored projections
+(``ledger.versions``) as of a seq or a time and answer with the pure
+``ledger.projections`` functions. Auditors and admins see sealed fields in clear; everyone
+else sees their digests; an erased disclosure shows as erased to all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ledger import projections
+from ledger.errors import Forbidden, InvalidInput, NotFound, VersionConflict
+from ledger.events import Draft, Recorded, decode_leaf
+from ledger.policy import (
+    Command,
+    ExemptionState,
+    GrantExemption,
+    NewEvent,
+    PolicyCommand,
+    PolicyState,
+    decide_exemption,
+    decide_policy,
+    exemption_stream,
+    fold_exemption,
+    fold_policy,
+    policy_stream,
+    required_role,
+)
+from ledger.projections import Decision, ExemptionSummary, PolicySummary
+from ledger.projector import NAME as PROJECTION
+from ledger.schemas import parse_time, sensitive_fields
+from ledger.sensitive import disclosed_value, is_sealed, reveal, seal
+from ledger.store.base import Store
+from ledger.versions import FOREVER, ExemptionVersion, VersionSet, view_of
+from ledger.writer import Writer
+
+__all__ = ["REVEALING_ROLES", "AsOf", "LedgerService", "parse_as_of", "reveal_for"]
+
+AsOf = int | datetime | str | None  # a seq, a time (datetime or RFC 3339), or None for now
+Categories = Collection[str] | Literal["all"]
+REVEALING_ROLES = frozenset({"auditor", "admin"})
+ATTEMPTS = 3  # load-decide-append tries when a concurrent append moved the stream on
+_DEVICES = sensitive_fields("exemption.granted/1")["devices"]
+
+
+def reveal_for(role: str | None) -> Categories:
+    """The sensitive categories ``role`` reads in clear: all for auditor and admin, else none."""
+    return "all" if role in REVEALING_ROLES else frozenset()
+
+
+def parse_as_of(text: str) -> int | datetime:
+    """An ``as_of`` parameter: digits are a seq, anything else an RFC 3339 time."""
+    if text.isdigit():
+        return int(text)
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise InvalidInput(f"as_of must be a seq (e.g. 42) or an RFC 3339 time: {e}", pointer="/as_of") from None
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """Where a query stands: versions valid at ``seq`` (FOREVER: now), recorded by ``moment``."""
+
+    seq: int
+    moment: datetime | None = None
+
+    @property
+    def size(self) -> int:
+        return 0 if self.seq == FOREVER else self.seq + 1  # 0: a current view does not count its events
+
+
+class LedgerService:
+    """Commands through the rules into the log; questions answered from the stored projections.
+
+    ``writer`` must carry a :class:`~ledger.projector.VersionProjector` for reads to see
+    writes at once (a writer without one leaves the projections behind until the next
+    projected batch catches them up). ``clock`` is the rules' ``now`` and the default
+    ``at`` of a question.
+    """
+
+    def __init__(
+        self, store: Store, writer: Writer, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self._store = store
+        self._writer = writer
+        self._clock = clock
+
+    # -- commands ------------------------------------------------------------------------
+
+    async def execute(self, command: Command, actor_id: str, actor_role: str) -> list[Recorded]:
+        """Record what ``command`` decides, or raise why not; a refused command writes nothing."""
+        needed = required_role(command)
+        if actor_role != needed:
+            raise Forbidden(f"role {actor_role} may not send {type(command).__name__}; it needs the {needed} role")
+        actor = {"id": actor_id, "role": actor_role}
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                decided = await self._decide(command)
+                return [await self._writer.append(_draft(new, actor)) for new in decided]
+            except VersionConflict:
+                if command.expected_version is not None or attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _decide(self, command: Command) -> tuple[NewEvent, ...]:
+        if isinstance(command, PolicyCommand):
+            return decide_policy(await self._policy(command.policy_id), command)
+        exemption = fold_exemption(await self._events(exemption_stream(command.exemption_id)))
+        if isinstance(command, GrantExemption):
+            policy_id: str | None = command.policy_id
+        else:  # a change: the policy the exemption was granted under
+            policy_id = None if exemption is None else exemption.policy_id
+        policy = None if policy_id is None else await self._policy(policy_id)
+        return decide_exemption(policy, exemption, command, self._clock())
+
+    async def _policy(self, policy_id: str) -> PolicyState | None:
+        return fold_policy(await self._events(policy_stream(policy_id)))
+
+    async def _events(self, stream: str) -> list[dict[str, Any]]:
+        return [decode_leaf(row.leaf, row.seq) for row in await self._store.stream_leaves(stream)]
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        *,
+        app: str,
+        organisation: str,
+        device: str | None = None,
+        account: str | None = None,
+        device_class: str | None = None,
+        at: datetime | str | None = None,
+        as_of: AsOf = None,
+        role: str | None = None,
+    ) -> Decision:
+        """May ``app`` run on ``device`` of ``organisation`` for ``account`` at ``at`` (default: the
+        ``as_of`` time, else now), as the ledger stood at ``as_of``?"""
+        standing = await self._standing(as_of)
+        versions = await self._store.decision_versions(
+            standing.seq, app=app, organisation=organisation, account=account
+        )
+        view = view_of(await self._revealed(versions, role), standing.size)
+        return projections.decide_access(
+            view, app=app, organisation=organisation, device=device, account=account,
+            at=self._at(at, standing), device_class=device_class,
+        )  # fmt: skip
+
+    async def policies(
+        self, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None
+    ) -> tuple[PolicySummary, ...]:
+        standing = await self._standing(as_of)
+        view = await self._view(standing, role)
+        return projections.policies(view, self._at(at, standing))
+
+    async def policy(
+        self, policy_id: str, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None
+    ) -> PolicySummary:
+        standing = await self._standing(as_of)
+        view = await self._view(standing, role, policy_id=policy_id)
+        return projections.policy(view, policy_id, self._at(at, standing))
+
+    async def exemptions(
+        self,
+        *,
+        policy_id: str | None = None,
+        at: datetime | str | None = None,
+        as_of: AsOf = None,
+        role: str | None = None,
+    ) -> tuple[ExemptionSummary, ...]:
+        standing = await self._standing(as_of)
+        view = await self._view(standing, role, policy_id=policy_id)
+        return projections.exemptions(view, self._at(at, standing), policy_id)
+
+    async def exemption(
+        self, exemption_id: str, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None
+    ) -> ExemptionSummary:
+        standing = await self._standing(as_of)
+        view = await self._view(standing, role, exemption_id=exemption_id)
+        return projections.exemption(view, exemption_id, self._at(at, standing))
+
+    async def history(self, stream: str, *, as_of: AsOf = None, role: str | None = None) -> list[dict[str, Any]]:
+        """The events of ``stream`` (e.g. ``policy/<id>``) up to ``as_of``, sealed fields as ``role`` may see them."""
+        standing = await self._standing(as_of)
+        events = [e for e in await self._events(stream) if e["seq"] <= standing.seq]
+        if not events:
+            raise NotFound(f"nothing was recorded on {stream} by then")
+        return await self.revealed(events, role)
+
+    async def revealed(self, events: Sequence[Mapping[str, Any]], role: str | None) -> list[dict[str, Any]]:
+        """``events`` with their sealed fields revealed for ``role``; erased ones marked erased."""
+        digests = [value["_sd"] for e in events for value in e["data"].values() if is_sealed(value)]
+        found = await self._store.disclosures(digests) if digests else {}
+        erased, categories = set(digests) - set(found), reveal_for(role)
+        return [{**e, "data": reveal(e["schema"], e["data"], found, categories, erased)} for e in events]
+
+    async def _standing(self, as_of: AsOf) -> _Standing:
+        if isinstance(as_of, str):
+            as_of = parse_as_of(as_of)
+        if as_of is None:
+            return _Standing(FOREVER)
+        if isinstance(as_of, datetime):
+            return _Standing(await self._store.seq_at(as_of), as_of)
+        if as_of < 0:
+            raise InvalidInput(f"as_of seq {as_of} must be 0 or more", pointer="/as_of")
+        size = await self._store.projection_position(PROJECTION)
+        if as_of >= size:
+            raise NotFound(f"as_of seq {as_of} is not in the ledger, which holds seqs 0 to {size - 1}")
+        return _Standing(as_of)
+
+    def _at(self, at: datetime | str | None, standing: _Standing) -> datetime:
+        if isinstance(at, str):
+            return _time(at)
+        return at or standing.moment or self._clock()
+
+    async def _view(self, standing: _Standing, role: str | None, **one: str | None) -> projections.LedgerView:
+        versions = await self._store.versions_at(standing.seq, **one)
+        return view_of(await self._revealed(versions, role), standing.size)
+
+    async def _revealed(self, versions: VersionSet, role: str | None) -> VersionSet:
+        """``versions`` with the covered devices put back where ``role`` may read them."""
+        categories = reveal_for(role)
+        if categories != "all" and _DEVICES not in categories:
+            return versions
+        digests = [v.devices_sd for v in versions.exemptions if v.state.devices is None and v.devices_sd]
+        found = await self._store.disclosures(digests) if digests else {}
+        return replace(versions, exemptions=tuple(_with_devices(v, found) for v in versions.exemptions))
+
+
+def _time(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise InvalidInput(f"at must be an RFC 3339 time: {e}", pointer="/at") from None
+
+
+def _with_devices(version: ExemptionVersion, disclosures: Mapping[str, bytes]) -> ExemptionVersion:
+    digest = version.devices_sd
+    if version.state.devices is not None or digest is None or digest not in disclosures:
+        return version  # in clear already, or erased: matched by account alone
+    devices = tuple(disclosed_value(digest, disclosures[digest], "devices"))
+    state: ExemptionState = replace(version.state, devices=devices)
+    return replace(version, state=state)
+
+
+def _draft(new: NewEvent, actor: Mapping[str, str]) -> Draft:
+    """The sealed draft of a decided event, expecting its stream where the rules saw it."""
+    data, disclosures = seal(new.schema, new.data)
+    expected = None if new.version is None else new.version - 1
+    version = int(new.schema.rpartition("/")[2])
+    return Draft(new.stream, new.type, data, actor, version, expected, disclosures=disclosures)

@@ -1,0 +1,143 @@
+"""Policy and exemption states as JSON text, for the projection tables; exact round trips.
+
+The object's keys are the state's field names; times are ISO 8601 with their UTC offset
+and microseconds; tuples become arrays. Decoding gives back a state equal to the one
+encoded. No I/O here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from ledger.policy import ExemptionState, Grantee, PolicyState, Scope
+from ledger.versions import ExemptionVersion, PolicyVersion, VersionSet
+
+__all__ = [
+    "ExemptionRow",
+    "PolicyRow",
+    "VersionRow",
+    "decode_exemption",
+    "decode_policy",
+    "encode_exemption",
+    "encode_policy",
+    "exemption_row",
+    "policy_row",
+    "version_set",
+]
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_policy(state: PolicyState) -> str:
+    return _dumps(
+        {
+            "policy_id": state.policy_id,
+            "version": state.version,
+            "status": state.status,
+            "app": state.app,
+            "vendor": state.vendor,
+            "scope": {"organisations": state.scope.organisations, "device_classes": state.scope.device_classes},
+            "effective_from": state.effective_from.isoformat(),
+            "review_due": _time(state.review_due),
+            "last_review": state.last_review,
+            "lifted_at": _time(state.lifted_at),
+            "seqs": state.seqs,
+        }
+    )
+
+
+def decode_policy(text: str) -> PolicyState:
+    fields: dict[str, Any] = json.loads(text)
+    scope = fields["scope"]
+    classes = scope["device_classes"]
+    return PolicyState(
+        **fields
+        | {
+            "scope": Scope(tuple(scope["organisations"]), None if classes is None else tuple(classes)),
+            "effective_from": datetime.fromisoformat(fields["effective_from"]),
+            "review_due": _parse(fields["review_due"]),
+            "lifted_at": _parse(fields["lifted_at"]),
+            "seqs": tuple(fields["seqs"]),
+        }
+    )
+
+
+def encode_exemption(state: ExemptionState) -> str:
+    grantee = state.grantee
+    return _dumps(
+        {
+            "exemption_id": state.exemption_id,
+            "policy_id": state.policy_id,
+            "version": state.version,
+            "status": state.status,
+            "grantee": {"organisation": grantee.organisation, "unit": grantee.unit, "account": grantee.account},
+            "purpose": state.purpose,
+            "devices": state.devices,
+            "approved_by": state.approved_by,
+            "case_ref": state.case_ref,
+            "valid_from": state.valid_from.isoformat(),
+            "expires_at": state.expires_at.isoformat(),
+            "revoked_at": _time(state.revoked_at),
+            "seqs": state.seqs,
+        }
+    )
+
+
+def decode_exemption(text: str) -> ExemptionState:
+    fields: dict[str, Any] = json.loads(text)
+    devices = fields["devices"]
+    return ExemptionState(
+        **fields
+        | {
+            "grantee": Grantee(**fields["grantee"]),
+            "devices": None if devices is None else tuple(devices),
+            "valid_from": datetime.fromisoformat(fields["valid_from"]),
+            "expires_at": datetime.fromisoformat(fields["expires_at"]),
+            "revoked_at": _parse(fields["revoked_at"]),
+            "seqs": tuple(fields["seqs"]),
+        }
+    )
+
+
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+# -- rows of the projection tables ---------------------------------------------------------
+
+# policy_id, from_seq, to_seq, app_key, organisation_keys, state
+PolicyRow = tuple[str, int, int | None, str, tuple[str, ...], str]
+# exemption_id, from_seq, to_seq, policy_id, account_key, organisation_key, devices_sd, state
+ExemptionRow = tuple[str, int, int | None, str, str, str, str | None, str]
+# "p" or "e", from_seq, to_seq, state, devices_sd: what the read queries select
+VersionRow = tuple[str, int, int | None, str, str | None]
+
+
+def policy_row(version: PolicyVersion) -> PolicyRow:
+    state = version.state
+    return (state.policy_id, version.from_seq, version.to_seq, version.app_key, version.organisation_keys,
+            encode_policy(state))  # fmt: skip
+
+
+def exemption_row(version: ExemptionVersion) -> ExemptionRow:
+    state = version.state
+    return (state.exemption_id, version.from_seq, version.to_seq, state.policy_id, version.account_key,
+            version.organisation_key, version.devices_sd, encode_exemption(state))  # fmt: skip
+
+
+def version_set(rows: Iterable[VersionRow]) -> VersionSet:
+    """The versions a read query selected, each row ``(kind, from_seq, to_seq, state, devices_sd)``."""
+    policies, exemptions = [], []
+    for kind, from_seq, to_seq, state, devices_sd in rows:
+        if kind == "p":
+            policies.append(PolicyVersion(from_seq, to_seq, decode_policy(state)))
+        else:
+            exemptions.append(ExemptionVersion(from_seq, to_seq, decode_exemption(state), devices_sd))
+    return VersionSet(tuple(policies), tuple(exemptions))

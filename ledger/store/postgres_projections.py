@@ -1,0 +1,154 @@
+"""PostgreSQL SQL for the stored projections: policy and exemption versions, and positions.
+
+Mixed into the PostgreSQL store (reads) and its write transaction (the projector's
+writes, inside the batch that appends the events). See migrations/postgres/0002.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
+from ledger.versions import FOREVER, VersionSet, name_key
+
+__all__ = ["PostgresProjectionReads", "PostgresProjectionWrites"]
+
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+_AT = "from_seq <= $1 AND (to_seq IS NULL OR to_seq > $1)"
+
+
+def _versions(policies: str, exemptions: str, at: str = _AT) -> str:
+    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions."""
+    return (
+        "SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
+        f" WHERE {at} AND {policies}"
+        " UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd FROM exemption_versions"
+        f" WHERE {at} AND {exemptions}"
+    )
+
+
+_ALL = _versions("TRUE", "TRUE")
+_POLICY = _versions("policy_id = $2", "policy_id = $2")
+_EXEMPTION = _versions(
+    "policy_id IN (SELECT policy_id FROM exemption_versions WHERE exemption_id = $2)", "exemption_id = $2"
+)
+# The policies banning an app for an organisation, and the exemptions of one account there:
+# everything projections.decide_access can use to answer for them, and nothing more.
+_DECISION = _versions("app_key = $2 AND organisation_keys && $3::text[]", "account_key = $4 AND organisation_key = $5")
+_DECISION_NOW = _versions(  # the same, for now: the partial indexes of current versions serve it
+    "app_key = $1 AND organisation_keys && $2::text[]",
+    "account_key = $3 AND organisation_key = $4",
+    at="to_seq IS NULL",
+)
+_OPEN = _versions("policy_id = ANY($1::text[])", "exemption_id = ANY($2::text[])", at="to_seq IS NULL")
+_EVERY = (
+    "SELECT kind, from_seq, to_seq, state, devices_sd FROM ("
+    " SELECT 'p' AS kind, policy_id AS id, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
+    " UNION ALL SELECT 'e', exemption_id, from_seq, to_seq, state, devices_sd FROM exemption_versions"
+    ") AS v ORDER BY kind, id, from_seq"
+)
+
+# One statement, one round trip: new versions inserted, superseded ones closed, position moved.
+_SAVE = """
+WITH p AS (
+    INSERT INTO policy_versions (policy_id, from_seq, to_seq, app_key, organisation_keys, state)
+    SELECT v.id, v.from_seq, v.to_seq, v.app_key, ARRAY(SELECT json_array_elements_text(v.orgs::json)), v.state
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
+        AS v(id, from_seq, to_seq, app_key, orgs, state)
+    ON CONFLICT (policy_id, from_seq) DO UPDATE SET to_seq = excluded.to_seq
+), e AS (
+    INSERT INTO exemption_versions
+        (exemption_id, from_seq, to_seq, policy_id, account_key, organisation_key, devices_sd, state)
+    SELECT * FROM unnest($7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
+                         $13::text[], $14::text[])
+    ON CONFLICT (exemption_id, from_seq) DO UPDATE SET to_seq = excluded.to_seq
+)
+INSERT INTO projection_positions (name, position) VALUES ($15, $16)
+ON CONFLICT (name) DO UPDATE SET position = excluded.position
+"""
+_POLICY_COLUMNS = ["policy_id", "from_seq", "to_seq", "app_key", "organisation_keys", "state"]
+_EXEMPTION_COLUMNS = [
+    "exemption_id", "from_seq", "to_seq", "policy_id", "account_key", "organisation_key", "devices_sd", "state"
+]  # fmt: skip
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows turned into ``width`` column arrays, for ``unnest``."""
+    return [[row[i] for row in rows] for i in range(width)]
+
+
+def _rows(records: Sequence[asyncpg.Record]) -> list[VersionRow]:
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
+
+
+class PostgresProjectionWrites:
+    """The projector's side of a write transaction (which holds the log's lock)."""
+
+    _conn: Connection
+
+    async def projection_position(self, name: str) -> int:
+        position = await self._conn.fetchval("SELECT position FROM projection_positions WHERE name = $1", name)
+        return 0 if position is None else int(position)
+
+    async def open_versions(self, policy_ids: Sequence[str], exemption_ids: Sequence[str]) -> VersionSet:
+        return version_set(_rows(await self._conn.fetch(_OPEN, list(policy_ids), list(exemption_ids))))
+
+    async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
+        """Insert new versions, close the superseded ones (``to_seq`` set), record ``position``."""
+        policies = [(*r[:4], json.dumps(r[4]), r[5]) for r in map(policy_row, versions.policies)]
+        exemptions = [exemption_row(v) for v in versions.exemptions]
+        await self._conn.execute(_SAVE, *_columns(policies, 6), *_columns(exemptions, 8), name, position)
+
+    async def load_versions(self, versions: VersionSet) -> None:
+        """Bulk-load versions known to be new (a rebuild), with COPY."""
+        policies = [(*r[:4], list(r[4]), r[5]) for r in map(policy_row, versions.policies)]
+        if policies:
+            await self._conn.copy_records_to_table("policy_versions", records=policies, columns=_POLICY_COLUMNS)
+        exemptions = [exemption_row(v) for v in versions.exemptions]
+        if exemptions:
+            await self._conn.copy_records_to_table("exemption_versions", records=exemptions, columns=_EXEMPTION_COLUMNS)
+
+    async def clear_projections(self) -> None:
+        await self._conn.execute("DELETE FROM policy_versions; DELETE FROM exemption_versions;"
+                                 " DELETE FROM projection_positions")  # fmt: skip
+
+
+class PostgresProjectionReads:
+    """Reads of the stored projections, each one query."""
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        raise NotImplementedError  # the store provides it
+
+    async def projection_position(self, name: str) -> int:
+        rows = await self._fetch("SELECT position FROM projection_positions WHERE name = $1", name)
+        return int(rows[0]["position"]) if rows else 0
+
+    async def seq_at(self, moment: datetime) -> int:
+        rows = await self._fetch(
+            "SELECT seq FROM events WHERE recorded_at <= $1 ORDER BY recorded_at DESC, seq DESC LIMIT 1", moment
+        )
+        return int(rows[0]["seq"]) if rows else -1
+
+    async def versions_at(
+        self, seq: int, *, policy_id: str | None = None, exemption_id: str | None = None
+    ) -> VersionSet:
+        if policy_id is not None:
+            return version_set(_rows(await self._fetch(_POLICY, seq, policy_id)))
+        if exemption_id is not None:
+            return version_set(_rows(await self._fetch(_EXEMPTION, seq, exemption_id)))
+        return version_set(_rows(await self._fetch(_ALL, seq)))
+
+    async def decision_versions(self, seq: int, *, app: str, organisation: str, account: str | None) -> VersionSet:
+        organisation_key, account_key = name_key(organisation), None if account is None else name_key(account)
+        keys = (name_key(app), ["*", organisation_key], account_key, organisation_key)
+        rows = await (self._fetch(_DECISION_NOW, *keys) if seq == FOREVER else self._fetch(_DECISION, seq, *keys))
+        return version_set(_rows(rows))
+
+    async def all_versions(self) -> VersionSet:
+        return version_set(_rows(await self._fetch(_EVERY)))

@@ -1,0 +1,150 @@
+"""SQLite SQL for the stored projections: policy and exemption versions, and positions.
+
+Mixed into the SQLite store (reads) and its write transaction (the projector's writes,
+inside the batch that appends the events). See migrations/sqlite/0002.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from ledger.events import format_time
+from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
+from ledger.versions import FOREVER, VersionSet, name_key
+
+__all__ = ["SqliteProjectionReads", "SqliteProjectionWrites"]
+
+_AT = "from_seq <= ?1 AND (to_seq IS NULL OR to_seq > ?1)"
+
+
+def _versions(policies: str, exemptions: str, at: str = _AT) -> str:
+    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions."""
+    return (
+        "SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
+        f" WHERE {at} AND {policies}"
+        " UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd FROM exemption_versions"
+        f" WHERE {at} AND {exemptions}"
+    )
+
+
+_ALL = _versions("1", "1")
+_POLICY = _versions("policy_id = ?2", "policy_id = ?2")
+_EXEMPTION = _versions(
+    "policy_id IN (SELECT policy_id FROM exemption_versions WHERE exemption_id = ?2)", "exemption_id = ?2"
+)
+# The policies banning an app for an organisation, and the exemptions of one account there:
+# everything projections.decide_access can use to answer for them, and nothing more.
+_DECISION = _versions(
+    "app_key = ?2 AND EXISTS (SELECT 1 FROM json_each(organisation_keys) WHERE value IN ('*', ?3))",
+    "account_key = ?4 AND organisation_key = ?3",
+)
+_DECISION_NOW = _versions(  # the same, for now: the partial indexes of current versions serve it
+    "app_key = ?1 AND EXISTS (SELECT 1 FROM json_each(organisation_keys) WHERE value IN ('*', ?2))",
+    "account_key = ?3 AND organisation_key = ?2",
+    at="to_seq IS NULL",
+)
+_OPEN = _versions(
+    "policy_id IN (SELECT value FROM json_each(?1))",
+    "exemption_id IN (SELECT value FROM json_each(?2))",
+    at="to_seq IS NULL",
+)
+_EVERY = (
+    "SELECT kind, from_seq, to_seq, state, devices_sd FROM ("
+    " SELECT 'p' AS kind, policy_id AS id, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
+    " UNION ALL SELECT 'e', exemption_id, from_seq, to_seq, state, devices_sd FROM exemption_versions"
+    ") ORDER BY kind, id, from_seq"
+)
+_INSERT_POLICY = (
+    "INSERT INTO policy_versions (policy_id, from_seq, to_seq, app_key, organisation_keys, state)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EXEMPTION = (
+    "INSERT INTO exemption_versions"
+    " (exemption_id, from_seq, to_seq, policy_id, account_key, organisation_key, devices_sd, state)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def _fetch(conn: aiosqlite.Connection, query: str, args: Iterable[Any] = ()) -> list[VersionRow]:
+    async with conn.execute(query, tuple(args)) as cursor:
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in await cursor.fetchall()]
+
+
+class SqliteProjectionWrites:
+    """The projector's side of a write transaction (which holds the log's lock)."""
+
+    _conn: aiosqlite.Connection
+
+    async def projection_position(self, name: str) -> int:
+        async with self._conn.execute("SELECT position FROM projection_positions WHERE name = ?", (name,)) as cursor:
+            row = await cursor.fetchone()
+        return 0 if row is None else int(row[0])
+
+    async def open_versions(self, policy_ids: Sequence[str], exemption_ids: Sequence[str]) -> VersionSet:
+        rows = await _fetch(self._conn, _OPEN, (json.dumps(list(policy_ids)), json.dumps(list(exemption_ids))))
+        return version_set(rows)
+
+    async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
+        """Insert new versions, close the superseded ones (``to_seq`` set), record ``position``."""
+        await self._insert(versions, upsert=True)
+        await self._conn.execute(
+            "INSERT INTO projection_positions (name, position) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (name, position),
+        )
+
+    async def load_versions(self, versions: VersionSet) -> None:
+        """Bulk-load versions known to be new (a rebuild)."""
+        await self._insert(versions, upsert=False)
+
+    async def _insert(self, versions: VersionSet, *, upsert: bool) -> None:
+        policies = [(*r[:4], json.dumps(r[4]), r[5]) for r in map(policy_row, versions.policies)]
+        close = " ON CONFLICT ({}, from_seq) DO UPDATE SET to_seq = excluded.to_seq" if upsert else ""
+        await self._conn.executemany(_INSERT_POLICY + close.format("policy_id"), policies)
+        exemptions = map(exemption_row, versions.exemptions)
+        await self._conn.executemany(_INSERT_EXEMPTION + close.format("exemption_id"), exemptions)
+
+    async def clear_projections(self) -> None:
+        for table in ("policy_versions", "exemption_versions", "projection_positions"):
+            await self._conn.execute(f"DELETE FROM {table}")
+
+
+class SqliteProjectionReads:
+    """Reads of the stored projections, each one query."""
+
+    async def _read(self, query: str, args: Iterable[Any] = ()) -> list[Any]:
+        raise NotImplementedError  # the store provides it
+
+    async def projection_position(self, name: str) -> int:
+        rows = await self._read("SELECT position FROM projection_positions WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
+
+    async def seq_at(self, moment: datetime) -> int:
+        rows = await self._read(
+            "SELECT seq FROM events WHERE recorded_at <= ? ORDER BY recorded_at DESC, seq DESC LIMIT 1",
+            (format_time(moment),),
+        )
+        return int(rows[0][0]) if rows else -1
+
+    async def versions_at(
+        self, seq: int, *, policy_id: str | None = None, exemption_id: str | None = None
+    ) -> VersionSet:
+        if policy_id is not None:
+            return version_set(await self._read(_POLICY, (seq, policy_id)))
+        if exemption_id is not None:
+            return version_set(await self._read(_EXEMPTION, (seq, exemption_id)))
+        return version_set(await self._read(_ALL, (seq,)))
+
+    async def decision_versions(self, seq: int, *, app: str, organisation: str, account: str | None) -> VersionSet:
+        keys = (name_key(app), name_key(organisation), None if account is None else name_key(account))
+        if seq == FOREVER:
+            return version_set(await self._read(_DECISION_NOW, keys))
+        return version_set(await self._read(_DECISION, (seq, *keys)))
+
+    async def all_versions(self) -> VersionSet:
+        return version_set(await self._read(_EVERY))
