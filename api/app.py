@@ -13,13 +13,15 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from api import log_routes, metrics, ops_routes
+from api import command_routes, log_routes, metrics, openapi, ops_routes, query_routes
 from api.auth import authenticate
-from api.keys import CONFIG, METRICS, STORE, TOKENS, WRITER
+from api.keys import CONFIG, METRICS, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problems, request_ids
 from ledger.config import Config, load_signer
 from ledger.logs import configure_logging
+from ledger.projector import VersionProjector
+from ledger.service import LedgerService
 from ledger.store import Store, open_store
 from ledger.writer import Writer
 
@@ -42,13 +44,14 @@ def create_app(config: Config, *, store: Store | None = None, writer: Writer | N
         _attach(app, store, writer)
     else:
         app.cleanup_ctx.append(_log_resources)
-    for module in (ops_routes, log_routes, metrics):
+    for module in (ops_routes, log_routes, metrics, command_routes, query_routes, openapi):
         app.router.add_routes(module.routes)
     return app
 
 
 def _attach(app: web.Application, store: Store, writer: Writer) -> None:
     app[STORE], app[WRITER], app[TOKENS] = store, writer, store.find_token
+    app[SERVICE] = LedgerService(store, writer)
     writer.on_batch = app[METRICS].observe_batch
 
 
@@ -57,7 +60,7 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(config.database_url)
     try:
         applied = await store.migrate()
-        writer = Writer(store, load_signer(config))
+        writer = Writer(store, load_signer(config), projectors=[VersionProjector()])
         await writer.start()
         _attach(app, store, writer)
         log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size())

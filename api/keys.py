@@ -13,13 +13,15 @@ from ledger.writer import Writer
 
 if TYPE_CHECKING:
     from api.metrics import Metrics
+    from ledger.service import LedgerService
 
-__all__ = ["CONFIG", "METRICS", "PRINCIPAL", "REQUEST_ID", "STORE", "TOKENS", "WRITER"]
+__all__ = ["CONFIG", "METRICS", "PRINCIPAL", "REQUEST_ID", "SERVICE", "STORE", "TOKENS", "WRITER"]
 
 CONFIG = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store")  # a Protocol: no class to hand AppKey
 WRITER = web.AppKey("writer", Writer)
 REQUEST_ID = web.RequestKey("request_id", str)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+SERVICE: web.AppKey[LedgerService] = web.AppKey("service")
 TOKENS: web.AppKey[FindToken] = web.AppKey("tokens")  # look a token up by its hash
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -14,6 +14,7 @@ Every error knows the HTTP answer it becomes (``status``) and its RFC 9457 probl
     ├── RuleViolation                409  a policy rule forbids the command
     ├── VersionConflict              412  the stream moved on since it was read
     ├── IdempotencyMismatch          422  an Idempotency-Key reused with another body
+    ├── IdempotencyInProgress        409  the first request with that key is still running
     ├── VerificationError            422  the log, a proof or a signature does not verify
     ├── AppendOnly                   409  the store refused to change recorded history
     └── Unavailable                  503  the writer or database cannot serve now
@@ -27,6 +28,7 @@ __all__ = [
     "AppendOnly",
     "EventTooLarge",
     "Forbidden",
+    "IdempotencyInProgress",
     "IdempotencyMismatch",
     "InvalidInput",
     "LedgerError",
@@ -115,6 +117,12 @@ class IdempotencyMismatch(LedgerError):
     status = 422
     slug = "idempotency-mismatch"
     title = "Idempotency-Key reused with a different request"
+
+
+class IdempotencyInProgress(LedgerError):
+    status = 409
+    slug = "idempotency-in-progress"
+    title = "A request with this Idempotency-Key is still running"
 
 
 class VerificationError(LedgerError):

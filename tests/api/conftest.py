@@ -14,6 +14,7 @@ from api.app import create_app
 from api.problems import PROBLEM_JSON
 from ledger.config import Config
 from ledger.events import Draft, Recorded
+from ledger.projector import VersionProjector
 from ledger.signing import Signer
 from ledger.store import Store
 from ledger.writer import Writer
@@ -24,9 +25,9 @@ Client = TestClient[web.Request, web.Application]
 OFFICER = {"id": "officer-1", "role": "policy-officer"}
 
 
-def issued(n: int) -> Draft:
+def noted(n: int) -> Draft:
     data = {"app": {"name": "TikTok", "vendor": "ByteDance"}, "rationale": f"Ban number {n}"}
-    return Draft(f"policy/p-{n}", "policy.issued", data, OFFICER)
+    return Draft(f"note/n-{n}", "note.recorded", data, OFFICER)  # a log event outside the policy domain
 
 
 async def problem_of(response: ClientResponse, status: int) -> dict[str, Any]:
@@ -57,6 +58,15 @@ def config(signer: Signer, tmp_path: Path) -> Config:
 
 
 @pytest.fixture
+async def writer(store: Store, signer: Signer) -> AsyncIterator[Writer]:
+    """The service's writer: it keeps the stored projections up to date as it appends."""
+    writer = Writer(store, signer, projectors=[VersionProjector()])
+    await writer.start()
+    yield writer
+    await writer.close()
+
+
+@pytest.fixture
 def app(config: Config, store: Store, writer: Writer) -> web.Application:
     return create_app(config, store=store, writer=writer)
 
@@ -70,4 +80,4 @@ async def client(app: web.Application) -> AsyncIterator[Client]:
 @pytest.fixture
 async def appended(writer: Writer) -> list[Recorded]:
     """Five events, appended one at a time: checkpoints of sizes 1 to 5 are stored."""
-    return [await writer.append(issued(n)) for n in range(5)]
+    return [await writer.append(noted(n)) for n in range(5)]

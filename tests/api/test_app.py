@@ -15,7 +15,7 @@ from ledger.config import Config
 from ledger.errors import InvalidInput
 from ledger.signing import Signer
 from ledger.store import Store
-from tests.api.conftest import issued
+from tests.api.conftest import noted
 
 
 async def test_without_a_store_it_migrates_creates_the_key_and_starts_the_writer(config: Config) -> None:
@@ -23,7 +23,7 @@ async def test_without_a_store_it_migrates_creates_the_key_and_starts_the_writer
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/readyz")).status == 200
         assert await app[STORE].pending_migrations() == []
-        recorded = await app[WRITER].append(issued(0))
+        recorded = await app[WRITER].append(noted(0))
         assert (await client.get(f"/v1/log/events/{recorded.seq}")).status == 200
     assert stat.S_IMODE(config.signing_key_file.stat().st_mode) == 0o600
     assert not app[WRITER].running
@@ -34,7 +34,7 @@ async def test_on_shutdown_the_writer_commits_what_is_queued(config: Config) -> 
     async with TestClient(TestServer(app)) as client:
         await client.get("/readyz")
         writer = app[WRITER]
-        pending = [asyncio.ensure_future(writer.append(issued(n))) for n in range(20)]
+        pending = [asyncio.ensure_future(writer.append(noted(n))) for n in range(20)]
         await asyncio.sleep(0)  # every append is queued; none has committed yet
         assert not any(p.done() for p in pending)
     assert [p.result().seq for p in pending] == list(range(20))

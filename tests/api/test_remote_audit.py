@@ -11,7 +11,7 @@ from ledger.signing import Signer
 from ledger.store import Store
 from ledger.verify import TrustedKey
 from ledger.writer import Writer
-from tests.api.conftest import Client, issued
+from tests.api.conftest import Client, noted
 
 
 def root_url(client: Client) -> str:
@@ -42,7 +42,7 @@ async def test_a_log_that_grew_still_extends_a_saved_checkpoint(
     client: Client, appended: list[Recorded], signer: Signer, store: Store, writer: Writer
 ) -> None:
     saved = await store.latest_checkpoint()
-    await writer.append(issued(99))
+    await writer.append(noted(99))
     found = await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], trusted=saved, workers=1)
     assert found.checkpoint is not None
     assert found.checkpoint.size == 6
@@ -53,7 +53,7 @@ async def test_pages_of_events_are_followed_to_the_end(
 ) -> None:
     monkeypatch.setattr(remote, "PAGE", 2)
     for n in range(5):
-        await writer.append(issued(n))
+        await writer.append(noted(n))
     found = await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], workers=1)
     assert found.checkpoint is not None
     assert found.checkpoint.size == 5

@@ -30,7 +30,7 @@ async def append(config: Config, numbers: range) -> None:
     try:
         for n in numbers:
             data = {"app": {"name": "TikTok", "vendor": "ByteDance"}, "rationale": f"Ban number {n}"}
-            await writer.append(Draft(f"policy/p-{n}", "policy.issued", data, {"id": "o-1", "role": "policy-officer"}))
+            await writer.append(Draft(f"note/n-{n}", "note.recorded", data, {"id": "o-1", "role": "policy-officer"}))
     finally:
         await writer.close()
         await store.close()

@@ -1,0 +1,107 @@
+"""The queries: current (and past) policy state and decisions, for people and services.
+
+Every query takes ``as_of`` (a seq, or an RFC 3339 time) and answers as the ledger stood
+then; ``at`` is the moment the state is judged at (expiry needs no event). Anyone may
+read; sensitive fields are in clear only for the auditor and admin roles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from api.keys import PRINCIPAL, SERVICE
+from api.log_routes import MAX_LIMIT
+from api.params import query
+from api.problems import render
+from ledger.errors import InvalidInput
+from ledger.events import format_time
+
+__all__ = ["routes", "to_json"]
+
+routes = web.RouteTableDef()
+DEFAULT_PAGE = 100
+
+
+@routes.get("/v1/policies")
+async def list_policies(request: web.Request) -> web.Response:
+    found = await request.app[SERVICE].policies(**_when(request))
+    return render(_page(request, found, "policies", key="policy_id"))
+
+
+@routes.get("/v1/policies/{policy_id}")
+async def get_policy(request: web.Request) -> web.Response:
+    found = await request.app[SERVICE].policy(request.match_info["policy_id"], **_when(request))
+    return render(to_json(found))
+
+
+@routes.get("/v1/policies/{policy_id}/history")
+async def policy_history(request: web.Request) -> web.Response:
+    return await _history(request, f"policy/{request.match_info['policy_id']}")
+
+
+@routes.get("/v1/exemptions/{exemption_id}/history")
+async def exemption_history(request: web.Request) -> web.Response:
+    return await _history(request, f"exemption/{request.match_info['exemption_id']}")
+
+
+async def _history(request: web.Request, stream: str) -> web.Response:
+    """The stream's events as recorded; sealed fields in clear only for auditor and admin."""
+    role, as_of = request[PRINCIPAL].role, request.query.get("as_of")
+    return render({"events": await request.app[SERVICE].history(stream, as_of=as_of, role=role)})
+
+
+@routes.get("/v1/exemptions")
+async def list_exemptions(request: web.Request) -> web.Response:
+    found = await request.app[SERVICE].exemptions(policy_id=request.query.get("policy_id"), **_when(request))
+    return render(_page(request, found, "exemptions", key="exemption_id"))
+
+
+@routes.get("/v1/exemptions/{exemption_id}")
+async def get_exemption(request: web.Request) -> web.Response:
+    found = await request.app[SERVICE].exemption(request.match_info["exemption_id"], **_when(request))
+    return render(to_json(found))
+
+
+@routes.get("/v1/decisions")
+async def decision(request: web.Request) -> web.Response:
+    q = request.query
+    if not q.get("app") or not q.get("organisation"):
+        raise InvalidInput(
+            "query parameters 'app' and 'organisation' are required, e.g. ?app=TikTok&organisation=cabinet-office"
+        )
+    found = await request.app[SERVICE].decide(
+        app=q["app"], organisation=q["organisation"], device=q.get("device"), account=q.get("account"),
+        device_class=q.get("device_class"), **_when(request),
+    )  # fmt: skip
+    return render(to_json(found))
+
+
+def _when(request: web.Request) -> dict[str, Any]:
+    return {"at": request.query.get("at"), "as_of": request.query.get("as_of"), "role": request[PRINCIPAL].role}
+
+
+def _page(request: web.Request, items: Sequence[Any], name: str, *, key: str) -> dict[str, Any]:
+    """One page of ``items`` (sorted by ``key``): those after ``cursor``, at most ``limit``."""
+    limit = query(request, "limit", minimum=1, maximum=MAX_LIMIT) or DEFAULT_PAGE
+    cursor = request.query.get("cursor")
+    rest = [i for i in items if cursor is None or getattr(i, key) > cursor]
+    page = rest[:limit]
+    return {name: [to_json(i) for i in page], "next": getattr(page[-1], key) if len(rest) > limit else None}
+
+
+def to_json(value: Any) -> Any:
+    """Dataclasses, named tuples, tuples and datetimes as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return {k: to_json(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, datetime):
+        return format_time(value)
+    return value

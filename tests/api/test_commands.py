@@ -1,0 +1,139 @@
+"""Recording decisions over HTTP: roles, rules, schemas, If-Match and Idempotency-Key."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from ledger import schemas
+from ledger.store import Store
+from ledger.tokens import TokenRecord, hash_token, new_token
+from tests.api.conftest import Client, problem_of
+
+POLICY = "POL-2023-TIKTOK"
+
+
+def example(name: str, **changes: Any) -> dict[str, Any]:
+    data = copy.deepcopy(dict(schemas.example(name)))
+    return data | changes
+
+
+@pytest.fixture
+async def tokens(store: Store) -> dict[str, dict[str, str]]:
+    """An Authorization header per role."""
+    headers = {}
+    for role in ["policy-officer", "security-officer", "auditor", "service"]:
+        secret, token_id = new_token()
+        await store.add_token(TokenRecord(token_id, f"{role}-1", role, hash_token(secret), created_at=""))
+        headers[role] = {"Authorization": f"Bearer {secret}"}
+    return headers
+
+
+async def issue(client: Client, tokens: dict[str, dict[str, str]], **headers: str) -> Any:
+    body = {"id": POLICY, "data": example("policy.issued/1")}
+    return await client.post("/v1/policies", json=body, headers=tokens["policy-officer"] | headers)
+
+
+async def test_a_policy_officer_issues_a_policy_and_gets_the_recorded_event(
+    client: Client, tokens: dict[str, dict[str, str]]
+) -> None:
+    response = await issue(client, tokens)
+    body = await response.json()
+    assert response.status == 201
+    assert (body["seq"], body["version"], body["event"]["type"]) == (0, 1, "policy.issued")
+    assert response.headers["Location"] == f"/v1/policies/{POLICY}"
+    assert response.headers["ETag"] == '"1"'
+    assert body["event"]["actor"] == {"id": "policy-officer-1", "role": "policy-officer"}
+
+
+async def test_without_a_token_a_command_is_401_and_writes_nothing(client: Client, store: Store) -> None:
+    response = await client.post("/v1/policies", json={"id": POLICY, "data": example("policy.issued/1")})
+    await problem_of(response, 401)
+    assert await store.log_size() == 0
+
+
+async def test_a_security_officer_may_not_issue_a_policy(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store
+) -> None:
+    body = {"id": POLICY, "data": example("policy.issued/1")}
+    await problem_of(await client.post("/v1/policies", json=body, headers=tokens["security-officer"]), 403)
+    assert await store.log_size() == 0
+
+
+async def test_a_broken_rule_is_409_with_the_rule_in_words(client: Client, tokens: dict[str, dict[str, str]]) -> None:
+    await issue(client, tokens)
+    problem = await problem_of(await issue(client, tokens), 409)
+    assert POLICY in problem["detail"]
+
+
+async def test_data_against_the_schema_is_422_with_a_pointer(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store
+) -> None:
+    data = example("policy.issued/1")
+    del data["authority"]
+    body = {"id": POLICY, "data": data}
+    problem = await problem_of(await client.post("/v1/policies", json=body, headers=tokens["policy-officer"]), 422)
+    assert "authority" in problem["detail"]
+    assert "pointer" in problem
+    assert await store.log_size() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "fix"),
+    [(b"{not json", "not valid JSON"), (b"[1]", "JSON object"), (b'{"id": "P", "dta": {}}', "unknown member")],
+)
+async def test_a_malformed_body_is_400_saying_what_to_fix(
+    client: Client, tokens: dict[str, dict[str, str]], raw: bytes, fix: str
+) -> None:
+    response = await client.post("/v1/policies", data=raw, headers=tokens["policy-officer"])
+    assert fix in (await problem_of(response, 400))["detail"]
+
+
+async def test_a_stale_if_match_is_412(client: Client, tokens: dict[str, dict[str, str]], store: Store) -> None:
+    await issue(client, tokens)
+    body = {"data": example("policy.reviewed/1")}
+    headers = tokens["policy-officer"] | {"If-Match": '"0"'}
+    await problem_of(await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers), 412)
+    assert await store.log_size() == 1
+
+
+async def test_a_current_if_match_is_accepted(client: Client, tokens: dict[str, dict[str, str]]) -> None:
+    await issue(client, tokens)
+    body = {"data": example("policy.reviewed/1")}
+    headers = tokens["policy-officer"] | {"If-Match": '"1"'}
+    response = await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers)
+    assert response.status == 201, await response.text()
+
+
+async def test_a_retry_with_the_same_idempotency_key_returns_the_same_event(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store
+) -> None:
+    first = await issue(client, tokens, **{"Idempotency-Key": "k-1"})
+    again = await issue(client, tokens, **{"Idempotency-Key": "k-1"})
+    assert again.status == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (await again.json())["seq"] == (await first.json())["seq"]
+    assert await store.log_size() == 1
+
+
+async def test_an_idempotency_key_reused_with_another_body_is_422(
+    client: Client, tokens: dict[str, dict[str, str]]
+) -> None:
+    await issue(client, tokens, **{"Idempotency-Key": "k-1"})
+    body = {"data": example("policy.reviewed/1")}
+    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-1"}
+    response = await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers)
+    assert "different request" in (await problem_of(response, 422))["detail"]
+
+
+async def test_a_refused_command_does_not_use_up_its_idempotency_key(
+    client: Client, tokens: dict[str, dict[str, str]]
+) -> None:
+    body = {"data": example("policy.reviewed/1")}
+    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-2"}
+    await problem_of(await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers), 404)
+    await issue(client, tokens)
+    response = await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers)
+    assert response.status == 201
