@@ -27,3 +27,4 @@ bench: install
 	$(BIN)/python -m bench.append
 	$(BIN)/python -m bench.verify
 	$(BIN)/python -m bench.projections
+	$(BIN)/python -m bench.http
