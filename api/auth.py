@@ -36,10 +36,14 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def require(request: web.Request, *roles: str) -> Principal:
-    """The caller, if it holds one of ``roles`` (admin always does); else 401 or 403."""
+    """The caller, if it holds one of ``roles``; else 401 or 403.
+
+    Decisions are recorded only by the role that owns them: an admin manages the service
+    but does not issue bans or grant exemptions.
+    """
     principal = request[PRINCIPAL]
     if principal.anonymous:
         raise Unauthenticated(f"this needs a bearer token with role {' or '.join(roles)}")
-    if principal.role != "admin" and principal.role not in roles:
+    if principal.role not in roles:
         raise Forbidden(f"role {principal.role} may not do this; it needs {' or '.join(roles)}")
     return principal
