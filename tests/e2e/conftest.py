@@ -10,10 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from ledger.config import Config
@@ -84,3 +86,34 @@ def server(tmp_path: Path) -> Iterator[Server]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.db"
+        return
+    url, schema = request.getfixturevalue("postgres_url"), f"kill_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{url}?search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+def environment(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    return env | {"LEDGER_DATABASE_URL": database_url, "LEDGER_SIGNING_KEY_FILE": str(tmp_path / "key"),
+                  "LEDGER_PORT": str(port), "LEDGER_LOG_LEVEL": "warning"}  # fmt: skip
+
+
+def start(env: dict[str, str], tmp_path: Path, name: str) -> Server:
+    log = tmp_path / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "ledger", "serve"], env=env, cwd=tmp_path, stdout=out,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+    server = Server(f"http://127.0.0.1:{env['LEDGER_PORT']}", process, None, log)  # type: ignore[arg-type]
+    _wait_ready(server)
+    return server
