@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import structlog
 from aiohttp import web
 
-from api import command_routes, log_routes, metrics, openapi, ops_routes, query_routes
+from api import command_routes, export_routes, log_routes, metrics, openapi, ops_routes, query_routes
 from api.auth import authenticate
 from api.keys import CONFIG, METRICS, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
@@ -44,7 +44,7 @@ def create_app(config: Config, *, store: Store | None = None, writer: Writer | N
         _attach(app, store, writer)
     else:
         app.cleanup_ctx.append(_log_resources)
-    for module in (ops_routes, log_routes, metrics, command_routes, query_routes, openapi):
+    for module in (ops_routes, log_routes, metrics, command_routes, query_routes, export_routes, openapi):
         app.router.add_routes(module.routes)
     return app
 

@@ -3,13 +3,13 @@
 Every body is a JSON object ``{"data": {...}}`` (``"id"`` too where the command creates
 the policy or exemption); ``data`` follows the event's JSON Schema in ``schemas/events``.
 ``If-Match: <stream version>`` makes the command conditional (412 when stale);
-``Idempotency-Key`` makes a retry safe.
+``Idempotency-Key`` makes a retry safe; ``?proof=1`` adds the event's receipt (an inclusion
+proof and the signed checkpoint) to the answer.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -17,11 +17,13 @@ from aiohttp import web
 
 from api.auth import require
 from api.idempotency import idempotent
-from api.keys import SERVICE
+from api.keys import SERVICE, STORE
+from api.params import flag, json_object
 from api.problems import render
-from ledger import policy
-from ledger.errors import InvalidInput
+from ledger import exporting, policy
+from ledger.errors import InvalidInput, NotFound
 from ledger.events import Recorded
+from ledger.store import Store
 
 __all__ = ["EXEMPTION_ROLE", "POLICY_ROLE", "routes"]
 
@@ -75,18 +77,30 @@ async def _command(
     """Check the role, parse, execute (once per Idempotency-Key), answer 201 with the event."""
     principal = require(request, role)
     raw = await request.read()
-    command = make(_body(raw), _if_match(request))
+    command = make(json_object(raw, ("id", "data"), '{"data": {...}}'), _if_match(request))
+    with_proof = flag(request, "proof")
 
     async def run() -> web.Response:
         recorded = await request.app[SERVICE].execute(command, principal.actor["id"], principal.actor["role"])
-        return _created(recorded)
+        receipt = await _receipt(request.app[STORE], recorded[-1].seq) if with_proof else None
+        return _created(recorded, receipt)
 
     return await idempotent(request, raw, run)
 
 
-def _created(recorded: list[Recorded]) -> web.Response:
+async def _receipt(store: Store, seq: int) -> dict[str, Any] | None:
+    """The receipt of a just-recorded event (none when no checkpoint covers it yet)."""
+    try:
+        return await exporting.receipt(store, seq)
+    except NotFound:
+        return None
+
+
+def _created(recorded: list[Recorded], receipt: dict[str, Any] | None) -> web.Response:
     last = recorded[-1]
     body = {"seq": last.seq, "leaf_hash": _b64(last.leaf_hash), "version": last.version, "event": last.event}
+    if receipt is not None:
+        body["receipt"] = receipt
     response = render(body, status=201)
     kind, _, ident = last.stream.partition("/")
     response.headers["Location"] = f"/v1/{'policies' if kind == 'policy' else 'exemptions'}/{ident}"
@@ -96,20 +110,6 @@ def _created(recorded: list[Recorded]) -> web.Response:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def _body(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"the request body is not valid JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise InvalidInput('the request body must be a JSON object like {"data": {...}}', pointer="")
-    unknown = set(body) - {"id", "data"}
-    if unknown:
-        raise InvalidInput(f"unknown member {sorted(unknown)[0]!r}; the body holds only 'id' and 'data'",
-                           pointer=f"/{sorted(unknown)[0]}")  # fmt: skip
-    return body
 
 
 def _id(body: dict[str, Any]) -> str:

@@ -12,9 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from api.keys import CONFIG, STORE
-from api.params import query, required, whole
+from api.params import flag, query, required, whole
 from api.problems import render
-from ledger import proofs
+from ledger import exporting, proofs
 from ledger.auditing import checkpoint_size
 from ledger.errors import NotFound
 from ledger.events import decode_leaf
@@ -43,7 +43,10 @@ async def keys(request: web.Request) -> web.Response:
 
 @routes.get("/v1/log/events/{seq}")
 async def event(request: web.Request) -> web.Response:
+    """One event; with ``?proof=1`` its receipt: the event, its inclusion proof, the checkpoint."""
     seq = whole(request.match_info["seq"], "seq in the path")
+    if flag(request, "proof"):
+        return render(await exporting.receipt(request.app[STORE], seq))
     rows = await request.app[STORE].read_leaves(seq, seq + 1)
     if not rows:
         raise NotFound(f"no event with seq {seq}; the log has {await request.app[STORE].log_size()} events")

@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 description of the service, built from the event schemas, and served.
 
 Request bodies carry examples that a fresh ``policy-ledger demo`` database accepts, in
-the order of ``EXAMPLE_ORDER`` (a test keeps that true).
+the order of ``EXAMPLE_ORDER`` (a test keeps that true); each operation's summary names
+the role it needs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from api.problems import render
 from ledger import __version__, schemas
+from ledger.bundle import CATEGORIES
 
 __all__ = ["EXAMPLE_ORDER", "document", "routes"]
 
@@ -61,7 +63,10 @@ COMMANDS: list[tuple[str, str, str, str | None, str | None, dict[str, Any], str]
     ("post", "/v1/policies/{policy_id}/lift", "policy.lifted/1", None, POLICY_EXAMPLE,
      _example("policy.lifted/1", effective_at="2027-01-01T00:00:00Z"), "policy-officer"),
 ]  # fmt: skip
-EXAMPLE_ORDER = [(method, path) for method, path, *_ in COMMANDS]
+EXPORT_EXAMPLE = {"selection": {"policy": STORY_POLICY}, "release": ["national-security"]}
+EXAMPLE_ORDER = [(method, path) for method, path, *_ in COMMANDS] + [("post", "/v1/exports")]
+PROOF = {"name": "proof", "in": "query", "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
+         "description": "1: add a receipt (the event, its inclusion proof and the signed checkpoint)"}  # fmt: skip
 
 AS_OF = {"name": "as_of", "in": "query", "schema": {"type": "string"},
          "description": "answer as the ledger stood then: a seq (e.g. 42) or an RFC 3339 time"}  # fmt: skip
@@ -96,6 +101,7 @@ def _command(schema: str, ident: str | None, param: str | None, data: dict[str, 
     headers = [
         {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "the stream version read"},
         {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}},
+        PROOF,
     ]
     return {
         "summary": f"record {schema.split('/')[0]} (role {role})",
@@ -104,6 +110,29 @@ def _command(schema: str, ident: str | None, param: str | None, data: dict[str, 
         "requestBody": {"required": True, "content": {"application/json": {"schema": body, "example": example}}},
         "responses": {"201": {"description": "recorded", "content": _json("Recorded")},
                       **_errors("400", "401", "403", "404", "409", "412", "413", "422", "503")},
+    }  # fmt: skip
+
+
+def _export() -> dict[str, Any]:
+    time = {"type": "string", "format": "date-time"}
+    selection = {"oneOf": [
+        {"type": "object", "required": ["policy"], "additionalProperties": False,
+         "properties": {"policy": {"type": "string"}}},
+        {"type": "object", "required": ["from", "to"], "additionalProperties": False,
+         "properties": {"from": time, "to": time}},
+        {"type": "object", "required": ["log"], "additionalProperties": False,
+         "properties": {"log": {"const": True}}},
+    ]}  # fmt: skip
+    body = {"type": "object", "required": ["selection"], "additionalProperties": False,
+            "properties": {"selection": selection,
+                           "release": {"type": "array", "items": {"enum": list(CATEGORIES)}}}}  # fmt: skip
+    return {
+        "summary": "an export bundle that verifies offline, releasing the categories asked for (role auditor)",
+        "security": [{"bearer": []}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": body, "example": EXPORT_EXAMPLE}}},
+        "responses": {"200": {"description": "the bundle (docs/bundles.md)", "content": _json("Object")},
+                      **_errors("400", "401", "403", "404", "413", "503")},
     }  # fmt: skip
 
 
@@ -134,7 +163,7 @@ QUERIES: list[tuple[str, str, str, list[dict[str, Any]]]] = [
     ("/v1/log/keys", "the log's verifier keys", "Object", []),
     ("/v1/log/events", "events with their leaf input, a page at a time", "Object",
      [{"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}, PAGE[1]]),
-    ("/v1/log/events/{seq}", "one event with its leaf input", "Object", []),
+    ("/v1/log/events/{seq}", "one event with its leaf input; with proof=1 its receipt", "Object", [PROOF]),
     ("/v1/log/proofs/inclusion", "an RFC 9162 inclusion proof", "Object",
      [{"name": "seq", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 0}},
       {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1}}]),
@@ -175,6 +204,7 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for method, path, schema, ident, param, data, role in COMMANDS:
         paths.setdefault(path, {})[method] = _command(schema, ident, param, data, role, path)
+    paths["/v1/exports"] = {"post": _export()}
     for path, summary, response, params in QUERIES:
         operation = _query(summary, response, params, path)
         if response == "Text":

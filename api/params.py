@@ -1,15 +1,18 @@
-"""Query and path parameters: whole numbers within bounds, or a 400 that says what is allowed."""
+"""Request bodies and query and path parameters, or a 400 that says what is allowed."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Collection
+from typing import Any
 
 from aiohttp import web
 
 from ledger.canonical import MAX_SAFE_INTEGER
 from ledger.errors import InvalidInput
 
-__all__ = ["query", "required", "whole"]
+__all__ = ["flag", "json_object", "query", "required", "whole"]
 
 _WHOLE = re.compile(r"[0-9]{1,16}")
 
@@ -33,3 +36,26 @@ def required(request: web.Request, name: str, minimum: int = 0) -> int:
     if value is None:
         raise InvalidInput(f"query parameter {name!r} is required: a whole number of {minimum} or more")
     return value
+
+
+def flag(request: web.Request, name: str) -> bool:
+    """A yes/no query parameter: 1 or true, 0 or false; absent is no."""
+    text = request.query.get(name, "0").lower()
+    if text not in ("0", "1", "true", "false"):
+        raise InvalidInput(f"query parameter {name!r} must be 1 or true, 0 or false")
+    return text in ("1", "true")
+
+
+def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, Any]:
+    """The body as a JSON object holding only ``members``; ``like`` shows one, for the error."""
+    try:
+        body = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidInput(f"the request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise InvalidInput(f"the request body must be a JSON object like {like}", pointer="")
+    unknown = sorted(set(body) - set(members))
+    if unknown:
+        held = " and ".join(f"'{m}'" for m in members)
+        raise InvalidInput(f"unknown member {unknown[0]!r}; the body holds only {held}", pointer=f"/{unknown[0]}")
+    return body

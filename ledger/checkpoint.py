@@ -42,8 +42,8 @@ class Checkpoint:
         origin, size, root, *extensions = lines[:-1]
         if not origin:
             raise VerificationError("checkpoint origin line is empty")
-        if not _SIZE.fullmatch(size):
-            raise VerificationError(f"checkpoint tree size {size!r} is not a decimal number")
+        if not _SIZE.fullmatch(size) or int(size) >= 2**64:
+            raise VerificationError(f"checkpoint tree size {size!r} is not a decimal number below 2^64")
         try:
             root_hash = base64.b64decode(root, validate=True)
         except binascii.Error:

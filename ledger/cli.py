@@ -6,17 +6,22 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger import exporting, offline
 from ledger.auditing import audit_leaves, checkpoint_size
+from ledger.bundle import CATEGORIES, Selection, encode
 from ledger.checkpoint import Checkpoint
 from ledger.config import Config, load_signer
 from ledger.demo import record_story
-from ledger.errors import LedgerError, NotFound, VerificationError
+from ledger.errors import InvalidInput, LedgerError, NotFound, VerificationError
 from ledger.logs import configure_logging
 from ledger.projector import rebuild
 from ledger.remote import audit_url
+from ledger.report import csv_report, html_report
+from ledger.schemas import parse_time
 from ledger.signing import Verifier
 from ledger.store import Store, open_store
 from ledger.tokens import ROLES, TokenRecord, check_role, hash_token, new_token
@@ -79,7 +84,35 @@ def _parser() -> argparse.ArgumentParser:
         help="a checkpoint saved earlier: the log must extend it; the new one is saved there",
     )
     verify.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
+    verify.add_argument("--bundle", type=Path, metavar="FILE", help="verify an export bundle offline (needs --key)")
+    verify.add_argument("--receipt", type=Path, metavar="FILE", help="verify a receipt offline (needs --key)")
     verify.add_argument("--workers", type=int, help="processes checking signatures (default: one per core)")
+
+    export = sub.add_parser(
+        "export", help="write a bundle of decisions, with proofs, that anyone can verify offline (docs/bundles.md)"
+    )
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--policy", metavar="ID", help="one policy with all its exemptions")
+    chosen.add_argument("--from", dest="start", metavar="TIME", help="streams with a decision from TIME (RFC 3339)")
+    chosen.add_argument("--all", action="store_true", help="the whole log")
+    export.add_argument("--to", dest="end", metavar="TIME", help="with --from: up to TIME, exclusive")
+    export.add_argument(
+        "--release",
+        action="append",
+        default=[],
+        choices=[*CATEGORIES, "all"],
+        help="a category of sealed fields to release (repeatable); the others are withheld under their FOI section",
+    )
+    export.add_argument("--by", default="operator", help="who exports, named in the manifest (default: operator)")
+    export.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="where to write it; a name ending .gz is compressed"
+    )
+
+    report = sub.add_parser("report", help="verify a bundle offline, then write it as readable HTML and CSV")
+    report.add_argument("--bundle", type=Path, required=True, metavar="FILE", help="the export bundle")
+    report.add_argument("--key", required=True, metavar="VKEY", help="the log's verifier key, or a file holding it")
+    report.add_argument("--html", type=Path, metavar="FILE", help="write the printable HTML report here")
+    report.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV line per decision here")
 
     sub.add_parser("demo", help="record the seed story (the 2023 TikTok ban and its exemptions) through the service")
     sub.add_parser("rebuild", help="drop the stored projections and rebuild them from the log; prints events/s")
@@ -107,6 +140,8 @@ async def _keys(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _verify(args: argparse.Namespace, config: Config) -> int:
+    if args.bundle or args.receipt:
+        return _verify_offline(args)
     keys = [TrustedKey(Verifier.from_vkey(v)) for v in args.vkeys] if args.vkeys else None
     saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
     note, checkpoint = await (_verify_url(args, keys, saved) if args.url else _verify_local(args, config, keys, saved))
@@ -144,6 +179,64 @@ async def _verify_url(
         print("warning: no --key given; trusting the keys the server publishes", file=sys.stderr)
     found = await audit_url(args.url, keys, trusted=saved, workers=args.workers, progress=_progress(0))
     return found.note, found.checkpoint
+
+
+def _verify_offline(args: argparse.Namespace) -> int:
+    if not args.vkeys:
+        raise InvalidInput("offline verification needs --key VKEY: the log's verifier key, from a source you trust")
+    argv = ["--bundle", str(args.bundle)] if args.bundle else ["--receipt", str(args.receipt)]
+    return offline.main([*argv, "--key", args.vkeys[0]])
+
+
+async def _export(args: argparse.Namespace, config: Config) -> int:
+    if bool(args.start) != bool(args.end):
+        raise InvalidInput("--from needs --to: the time range is from <= recorded_at < to")
+    selection = Selection(
+        "policy" if args.policy else "range" if args.start else "log",
+        policy_id=args.policy,
+        start=_time(args.start),
+        end=_time(args.end),
+    )
+    release = CATEGORIES if "all" in args.release else tuple(args.release)
+    signer = load_signer(config, create=False)
+    store = await open_store(config.database_url)
+    try:
+        await store.migrate()
+        bundle = await exporting.export(store, signer, selection, release, {"id": args.by, "role": "admin"},
+                                        datetime.now(UTC))  # fmt: skip
+    finally:
+        await store.close()
+    data = encode(bundle, compress=args.output.endswith(".gz"))
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+    else:
+        await asyncio.to_thread(Path(args.output).write_bytes, data)
+        print(f"wrote {len(bundle['events'])} events ({len(data):,} bytes) to {args.output}; "
+              f"check it with: policy-ledger verify --bundle {args.output} --key '{signer.verifier.vkey}'",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
+async def _report(args: argparse.Namespace, config: Config) -> int:
+    try:
+        bundle = offline.verify_bundle(args.bundle.read_bytes(), offline.parse_vkey(offline.read_key(args.key)))
+    except offline.BundleError as e:
+        raise VerificationError(f"the bundle does not verify, so no report was written: {e}") from None
+    if args.html:
+        args.html.write_text(html_report(bundle, args.bundle.name), encoding="utf-8")
+    if args.csv:
+        args.csv.write_text(csv_report(bundle), encoding="utf-8")
+    print(offline.verdict_of_bundle(bundle))
+    return 0
 
 
 async def _demo(args: argparse.Namespace, config: Config) -> int:
@@ -236,6 +329,8 @@ COMMANDS: dict[str, Command] = {
     "verify": _verify,
     "demo": _demo,
     "rebuild": _rebuild,
+    "export": _export,
+    "report": _report,
 }
 
 

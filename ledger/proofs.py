@@ -8,7 +8,7 @@ from typing import TypeVar
 from ledger import merkle
 from ledger.errors import InvalidInput, NotFound
 
-__all__ = ["ReadNodes", "consistency_proof", "inclusion", "inclusion_proof", "root_at"]
+__all__ = ["ReadNodes", "consistency_proof", "inclusion", "inclusion_proof", "inclusion_proofs", "root_at"]
 
 ReadNodes = Callable[[Sequence[merkle.NodeKey]], Awaitable[dict[merkle.NodeKey, bytes]]]
 T = TypeVar("T")
@@ -42,6 +42,13 @@ async def inclusion(read_nodes: ReadNodes, seq: int, size: int) -> tuple[bytes, 
         return node(0, seq), merkle.inclusion_proof(seq, size, node), merkle.root(size, node)
 
     return await _run(read_nodes, size, build)
+
+
+async def inclusion_proofs(read_nodes: ReadNodes, seqs: Sequence[int], size: int) -> dict[int, list[bytes]]:
+    """The audit path of each of ``seqs`` in the tree of ``size`` leaves, from one read."""
+    for seq in seqs:
+        _check_inclusion(seq, size)
+    return await _run(read_nodes, size, lambda node: {seq: merkle.inclusion_proof(seq, size, node) for seq in seqs})
 
 
 async def consistency_proof(read_nodes: ReadNodes, size1: int, size2: int) -> list[bytes]:

@@ -91,6 +91,11 @@ class Writer:
         return self._head.size if self._head is not None else 0
 
     @property
+    def signer(self) -> Signer:
+        """The log key this writer signs events and checkpoints with."""
+        return self._signer
+
+    @property
     def origin(self) -> str:
         return self._signer.name
 

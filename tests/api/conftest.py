@@ -17,6 +17,7 @@ from ledger.events import Draft, Recorded
 from ledger.projector import VersionProjector
 from ledger.signing import Signer
 from ledger.store import Store
+from ledger.tokens import TokenRecord, hash_token, new_token
 from ledger.writer import Writer
 from tests.backends import sqlite_backend
 
@@ -75,6 +76,17 @@ def app(config: Config, store: Store, writer: Writer) -> web.Application:
 async def client(app: web.Application) -> AsyncIterator[Client]:
     async with TestClient(TestServer(app)) as client:
         yield client
+
+
+@pytest.fixture
+async def tokens(store: Store) -> dict[str, dict[str, str]]:
+    """An Authorization header per role."""
+    headers = {}
+    for role in ["policy-officer", "security-officer", "auditor", "service"]:
+        secret, token_id = new_token()
+        await store.add_token(TokenRecord(token_id, f"{role}-1", role, hash_token(secret), created_at=""))
+        headers[role] = {"Authorization": f"Bearer {secret}"}
+    return headers
 
 
 @pytest.fixture

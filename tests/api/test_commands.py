@@ -9,7 +9,6 @@ import pytest
 
 from ledger import schemas
 from ledger.store import Store
-from ledger.tokens import TokenRecord, hash_token, new_token
 from tests.api.conftest import Client, problem_of
 
 POLICY = "POL-2023-TIKTOK"
@@ -18,17 +17,6 @@ POLICY = "POL-2023-TIKTOK"
 def example(name: str, **changes: Any) -> dict[str, Any]:
     data = copy.deepcopy(dict(schemas.example(name)))
     return data | changes
-
-
-@pytest.fixture
-async def tokens(store: Store) -> dict[str, dict[str, str]]:
-    """An Authorization header per role."""
-    headers = {}
-    for role in ["policy-officer", "security-officer", "auditor", "service"]:
-        secret, token_id = new_token()
-        await store.add_token(TokenRecord(token_id, f"{role}-1", role, hash_token(secret), created_at=""))
-        headers[role] = {"Authorization": f"Bearer {secret}"}
-    return headers
 
 
 async def issue(client: Client, tokens: dict[str, dict[str, str]], **headers: str) -> Any:

@@ -38,7 +38,7 @@ def _template(path: str) -> str:
 
 def test_every_command_names_its_event_schema() -> None:
     schemas = document()["components"]["schemas"]
-    for method, path in EXAMPLE_ORDER:
+    for method, path in EXAMPLE_ORDER[:-1]:  # the commands; the last is the export
         body = document()["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
         assert body["properties"]["data"]["$ref"].split("/")[-1] in schemas
 
@@ -47,14 +47,14 @@ async def test_each_request_example_is_accepted_by_a_fresh_demo_database(
     client: Client, store: Store, signer: Signer
 ) -> None:
     await record_story(store, signer, echo=lambda line: None)
-    headers = {role: await _bearer(store, role) for role in ("policy-officer", "security-officer")}
+    headers = {role: await _bearer(store, role) for role in ("policy-officer", "security-officer", "auditor")}
     for method, path in EXAMPLE_ORDER:
         operation = document()["paths"][path][method]
-        url = _fill(path, operation["parameters"])
-        role = "policy-officer" if "policy-officer" in operation["summary"] else "security-officer"
+        url = _fill(path, operation.get("parameters", []))
+        role = operation["summary"].rpartition("(role ")[2].rstrip(")")
         example = operation["requestBody"]["content"]["application/json"]["example"]
         response = await client.request(method, url, json=example, headers=headers[role])
-        assert response.status == 201, f"{method} {url}: {await response.text()}"
+        assert response.status in (200, 201), f"{method} {url}: {await response.text()}"
 
 
 def _fill(path: str, parameters: list[dict[str, Any]]) -> str:

@@ -1,0 +1,535 @@
+"""Offline verification of export bundles and receipts (docs/bundles.md).
+
+This module is the part an oversight body runs on its own machine, with no network and
+no trust in the people who run the ledger. It stands alone on purpose: it imports only
+the Python standard library and ``cryptography``, nothing else of policy-ledger, so that
+it can be read and audited on its own (it is also run as a second implementation beside
+the service's own verifier in the tests). Run it as
+
+    python -m ledger.offline --bundle answer.bundle.json --key VKEY
+    python offline.py --receipt receipt.json --key VKEY          (the file copied alone)
+
+VKEY is the log's verifier key, ``name+keyid+base64(0x01 || public key)``, obtained from
+the log's operator through a channel you trust (or a file holding it).
+
+What is checked: the C2SP signed-note checkpoint's Ed25519 signature; each event's
+canonical form and Ed25519 signature; each RFC 9162 inclusion proof against the
+checkpoint's root; ``prev`` links between consecutive events; in a bundle also the
+manifest's signature, that every stream is complete from version 1 to the version the
+manifest states, and every released disclosure against the digest in its event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import gzip
+import hashlib
+import itertools
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "RECEIPT_FORMAT",
+    "Bundle",
+    "BundleError",
+    "Entry",
+    "LogKey",
+    "Receipt",
+    "main",
+    "parse_vkey",
+    "read_bundle",
+    "verify_bundle",
+    "verify_receipt",
+]
+
+BUNDLE_FORMAT = "policy-ledger-bundle/1"
+RECEIPT_FORMAT = "policy-ledger-receipt/1"
+EVENT_CONTEXT = b"policy-ledger/event/v1\n"
+MANIFEST_CONTEXT = b"policy-ledger/bundle-manifest/v1\n"
+ZERO_HASH = bytes(32)
+ED25519_ALG = 0x01
+
+
+class BundleError(Exception):
+    """What is wrong with a bundle or receipt, in words a reader can act on."""
+
+
+# -- keys and signed notes (C2SP signed-note, tlog-checkpoint) -------------------------
+
+
+@dataclass(frozen=True)
+class LogKey:
+    name: str
+    key_id: bytes  # 4 bytes: SHA-256(name || 0x0A || 0x01 || public key)[:4]
+    public_key: Ed25519PublicKey
+
+    @property
+    def key_id_hex(self) -> str:
+        return self.key_id.hex()
+
+
+def parse_vkey(text: str) -> LogKey:
+    """Parse ``name+hexkeyid+base64(0x01 || 32-byte Ed25519 key)`` and check its key ID."""
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3 or not parts[0] or len(parts[1]) != 8:
+        raise BundleError("the key is not a verifier key of the form name+keyid+base64key")
+    name, key_id_hex, encoded = parts
+    key = _b64(encoded, "the verifier key")
+    if len(key) != 33 or key[0] != ED25519_ALG:
+        raise BundleError("the verifier key is not an Ed25519 key (algorithm byte 0x01 and 32 bytes)")
+    key_id = hashlib.sha256(name.encode() + b"\n" + key).digest()[:4]
+    if key_id.hex() != key_id_hex.lower():
+        raise BundleError(f"the verifier key's ID {key_id_hex} does not match its name and key")
+    return LogKey(name, key_id, Ed25519PublicKey.from_public_bytes(key[1:]))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    note: str
+
+
+def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
+    """Check a signed checkpoint note against ``key``; return what it states."""
+    body, sep, signatures = note.rpartition("\n\n")
+    if not sep or not note.endswith("\n"):
+        raise BundleError("the checkpoint is not a signed note (text, a blank line, signature lines)")
+    text = body + "\n"
+    if not any(_note_signature_ok(line, text, key) for line in signatures.splitlines()):
+        raise BundleError(f"the checkpoint carries no valid signature by the log key {key.name}+{key.key_id_hex}")
+    lines = body.split("\n")
+    if len(lines) < 3 or lines[0] != key.name:
+        raise BundleError(f"the checkpoint is not for the log {key.name!r}")
+    if not lines[1].isdigit() or (lines[1] != "0" and lines[1].startswith("0")):
+        raise BundleError("the checkpoint's tree size is not a decimal number")
+    root = _b64(lines[2], "the checkpoint's root hash")
+    if len(root) != 32:
+        raise BundleError("the checkpoint's root hash is not 32 bytes")
+    return Checkpoint(lines[0], int(lines[1]), root, note)
+
+
+def _note_signature_ok(line: str, text: str, key: LogKey) -> bool:
+    prefix = f"\u2014 {key.name} "
+    if not line.startswith(prefix):
+        return False
+    try:
+        raw = base64.b64decode(line[len(prefix) :], validate=True)
+    except binascii.Error:
+        return False
+    if raw[:4] != key.key_id or len(raw) != 68:
+        return False
+    try:
+        key.public_key.verify(raw[4:], text.encode())
+    except InvalidSignature:
+        return False
+    return True
+
+
+# -- RFC 9162 hashing and inclusion proofs --------------------------------------------
+
+
+def leaf_hash(leaf: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + leaf).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def root_from_inclusion(index: int, size: int, hash_: bytes, proof: Sequence[bytes]) -> bytes:
+    """The root an inclusion proof leads to (RFC 9162 section 2.1.3.2)."""
+    if not 0 <= index < size:
+        raise BundleError(f"seq {index} is outside the tree of size {size}")
+    if len(hash_) != 32 or any(len(p) != 32 for p in proof):
+        raise BundleError(f"seq {index}: a hash of the inclusion proof is not 32 bytes")
+    fn, sn, r = index, size - 1, hash_
+    for p in proof:
+        if sn == 0:
+            raise BundleError(f"seq {index}: the inclusion proof has too many hashes")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0:
+        raise BundleError(f"seq {index}: the inclusion proof has too few hashes")
+    return r
+
+
+# -- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One verified event: its seq, leaf hash and decoded JSON."""
+
+    seq: int
+    leaf_hash: bytes
+    event: dict[str, Any]
+
+
+def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], key: LogKey, checkpoint: Checkpoint) -> Entry:
+    """Decode a leaf, check its canonical form, its signature and its inclusion proof."""
+    event = _decode(leaf, f"seq {seq}")
+    if not isinstance(event, dict) or _canonical(event) != leaf:
+        raise BundleError(f"seq {seq}: the event is not in canonical JSON form, as every recorded event is")
+    if event.get("v") != 1 or event.get("log") != key.name or event.get("seq") != seq:
+        raise BundleError(f"seq {seq}: the event does not say it is seq {seq} of log {key.name!r} (format 1)")
+    if event.get("key_id") != key.key_id_hex:
+        raise BundleError(f"seq {seq}: the event is signed by key {event.get('key_id')!r}, not the log key")
+    signature = _b64(event.get("sig"), f"seq {seq}: the signature")
+    unsigned = {k: v for k, v in event.items() if k != "sig"}
+    try:
+        key.public_key.verify(signature, EVENT_CONTEXT + _canonical(unsigned))
+    except InvalidSignature:
+        raise BundleError(f"seq {seq}: the event's signature does not verify: it was altered") from None
+    hash_ = leaf_hash(leaf)
+    if root_from_inclusion(seq, checkpoint.size, hash_, proof) != checkpoint.root:
+        raise BundleError(f"seq {seq}: the inclusion proof does not lead to the checkpoint's root")
+    return Entry(seq, hash_, event)
+
+
+def check_links(entries: Sequence[Entry]) -> None:
+    """Each event's ``prev`` is the leaf hash of the event before it, where both are here."""
+    for before, after in itertools.pairwise(entries):
+        if after.seq == before.seq + 1 and _b64(after.event.get("prev"), "prev") != before.leaf_hash:
+            raise BundleError(f"seq {after.seq}: prev does not match the leaf hash of seq {before.seq}")
+    if entries and entries[0].seq == 0 and _b64(entries[0].event.get("prev"), "prev") != ZERO_HASH:
+        raise BundleError("seq 0: prev is not 32 zero bytes")
+
+
+# -- receipts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    checkpoint: Checkpoint
+    entry: Entry
+
+
+def verify_receipt(raw: bytes, key: LogKey) -> Receipt:
+    """Check a receipt: one event, its inclusion proof and the signed checkpoint."""
+    doc = _document(raw, RECEIPT_FORMAT, "receipt")
+    checkpoint = open_checkpoint(_field(doc, "checkpoint", str), key)
+    proof = _field(doc, "inclusion", dict)
+    if _field(proof, "size", int) != checkpoint.size:
+        raise BundleError("the receipt's inclusion proof is not for the tree size of its checkpoint")
+    seq = _field(doc, "seq", int)
+    entry = check_event(seq, _b64(_field(doc, "leaf", str), "leaf"), _hashes(proof), key, checkpoint)
+    if "event" in doc and doc["event"] != entry.event:
+        raise BundleError(f"seq {seq}: the receipt's readable event differs from its signed leaf")
+    return Receipt(checkpoint, entry)
+
+
+# -- bundles --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: what it states, its events, and the released values by digest."""
+
+    manifest: dict[str, Any]
+    checkpoint: Checkpoint
+    entries: tuple[Entry, ...]
+    released: dict[str, Any]  # digest -> value, each checked against its digest
+    erased: frozenset[str]
+
+    def category(self, schema: str, field: str) -> str | None:
+        """The category the manifest gives a sealed field of events of ``schema``."""
+        category = self.manifest["sensitive"].get(schema, {}).get(field)
+        return category if isinstance(category, str) else None
+
+
+def read_bundle(raw: bytes) -> dict[str, Any]:
+    """The bundle's JSON document; gzip-compressed files are accepted as they are."""
+    return _document(raw, BUNDLE_FORMAT, "bundle")
+
+
+def verify_bundle(raw: bytes, key: LogKey, *, workers: int = 2) -> Bundle:
+    """Check every part of a bundle; raise BundleError naming the first thing wrong."""
+    doc = read_bundle(raw)
+    checkpoint = open_checkpoint(_field(doc, "checkpoint", str), key)
+    manifest = _field(doc, "manifest", dict)
+    _check_manifest(manifest, _b64(_field(doc, "manifest_sig", str), "manifest_sig"), key, checkpoint)
+    entries = _check_events(_field(doc, "events", list), key, checkpoint, workers)
+    check_links(entries)
+    _check_streams(manifest, entries)
+    released, erased = _check_disclosures(manifest, _field(doc, "disclosures", dict), entries)
+    return Bundle(manifest, checkpoint, tuple(entries), released, erased)
+
+
+def _check_manifest(manifest: dict[str, Any], signature: bytes, key: LogKey, checkpoint: Checkpoint) -> None:
+    try:
+        key.public_key.verify(signature, MANIFEST_CONTEXT + _canonical(manifest))
+    except InvalidSignature:
+        raise BundleError("the manifest's signature does not verify: the manifest was altered") from None
+    stated = _field(manifest, "checkpoint", dict)
+    if _field(stated, "size", int) != checkpoint.size or _field(stated, "root", str) != _b64text(checkpoint.root):
+        raise BundleError("the manifest names another checkpoint than the one in the bundle")
+    _check_shape(manifest)
+
+
+def _check_shape(manifest: Mapping[str, Any]) -> None:
+    """The manifest's members have the types docs/bundles.md gives them."""
+
+    def strings(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    def mapping(value: Any, test: Any) -> bool:
+        return isinstance(value, dict) and all(test(v) for v in value.values())
+
+    shapes = {
+        "selection": lambda v: isinstance(v, dict) and isinstance(v.get("kind"), str),
+        "streams": lambda v: mapping(v, lambda n: isinstance(n, int) and not isinstance(n, bool) and n > 0),
+        "sensitive": lambda v: mapping(v, lambda fields: mapping(fields, lambda c: isinstance(c, str))),
+        "released": strings,
+        "withheld": lambda v: mapping(v, lambda why: isinstance(why, str)),
+        "erased": strings,
+    }
+    for name, test in shapes.items():
+        if not test(manifest.get(name)):
+            raise BundleError(f"the manifest's {name!r} is missing or has the wrong shape")
+
+
+def _check_events(items: list[Any], key: LogKey, checkpoint: Checkpoint, workers: int) -> list[Entry]:
+    parsed = [_event_item(i, item) for i, item in enumerate(items)]
+    seqs = [seq for seq, _, _ in parsed]
+    if seqs != sorted(set(seqs)):
+        raise BundleError("the events are not in increasing seq order, or one appears twice")
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # signature checks release the GIL
+        chunks = pool.map(
+            lambda part: [check_event(seq, leaf, proof, key, checkpoint) for seq, leaf, proof in part],
+            _chunks(parsed, 256),
+        )
+        return [entry for chunk in chunks for entry in chunk]
+
+
+def _event_item(i: int, item: Any) -> tuple[int, bytes, list[bytes]]:
+    if not isinstance(item, dict):
+        raise BundleError(f"events[{i}] is not an object with seq, leaf and hashes")
+    seq = _field(item, "seq", int)
+    return seq, _b64(_field(item, "leaf", str), f"seq {seq}: leaf"), _hashes(item)
+
+
+def _check_streams(manifest: Mapping[str, Any], entries: Sequence[Entry]) -> None:
+    """Every stream the manifest names is here from version 1 to its stated version, and no other."""
+    versions: dict[str, list[int]] = {}
+    for entry in entries:
+        versions.setdefault(str(entry.event.get("stream")), []).append(entry.event.get("version", 0))
+    stated: Mapping[str, Any] = manifest["streams"]
+    unlisted = sorted(versions.keys() - stated.keys())
+    if unlisted:
+        raise BundleError(f"the bundle holds events of stream {unlisted[0]}, which its manifest does not list")
+    for stream, last in sorted(stated.items()):
+        have = versions.get(stream, [])
+        if not have:
+            raise BundleError(f"stream {stream} is missing: the manifest says it has {last} events, the bundle none")
+        if have != list(range(1, len(have) + 1)):
+            missing = min(set(range(1, max(have, default=0) + 1)) - set(have), default=len(have) + 1)
+            raise BundleError(f"stream {stream} is incomplete: version {missing} is missing")
+        if len(have) != last:
+            raise BundleError(
+                f"stream {stream} is incomplete: the manifest says it has {last} events, the bundle holds {len(have)}"
+            )
+    if manifest.get("selection", {}).get("kind") == "log" and [e.seq for e in entries] != list(range(len(entries))):
+        raise BundleError("the bundle claims the whole log but its events are not seq 0 onwards without a gap")
+    if manifest.get("selection", {}).get("kind") == "log" and len(entries) != manifest["checkpoint"]["size"]:
+        raise BundleError("the bundle claims the whole log but holds fewer events than its checkpoint")
+
+
+def _check_disclosures(
+    manifest: Mapping[str, Any], disclosures: Mapping[str, Any], entries: Sequence[Entry]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """Each released field has its disclosure, matching its digest; nothing else is disclosed."""
+    released, erased = set(manifest["released"]), frozenset(manifest["erased"])
+    values: dict[str, Any] = {}
+    for entry, field, digest in sealed_fields(entries):
+        category = manifest["sensitive"].get(entry.event.get("schema"), {}).get(field)
+        where = f"seq {entry.seq}, field {field}"
+        if category is None:
+            raise BundleError(f"{where}: the manifest gives no category for this sealed field")
+        if category not in released or digest in erased:
+            continue
+        if digest not in disclosures:
+            raise BundleError(f"{where}: category {category} is released but its disclosure is missing")
+        values[digest] = _disclosed(digest, disclosures[digest], where)
+    stray = sorted(disclosures.keys() - values.keys())
+    if stray:
+        raise BundleError(f"the disclosure for digest {stray[0]} belongs to no released field of any event here")
+    return values, erased
+
+
+def sealed_fields(entries: Sequence[Entry]) -> Iterator[tuple[Entry, str, str]]:
+    """Each sealed field ``{"_sd": digest}`` in the events' data, with its event and name."""
+    for entry in entries:
+        data = entry.event.get("data")
+        for field, value in data.items() if isinstance(data, dict) else ():
+            if isinstance(value, dict) and isinstance(value.get("_sd"), str):
+                yield entry, field, value["_sd"]
+
+
+def _disclosed(digest: str, encoded: Any, where: str) -> Any:
+    disclosure = _b64(encoded, f"{where}: the disclosure")
+    actual = base64.urlsafe_b64encode(hashlib.sha256(disclosure).digest()).rstrip(b"=").decode()
+    if actual != digest:
+        raise BundleError(f"{where}: the disclosed value does not match the digest recorded in the event")
+    pair = _decode(disclosure, f"{where}: the disclosure")
+    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+        raise BundleError(f"{where}: the disclosure is not a [salt, value] pair")
+    return pair[1]
+
+
+# -- encodings ------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> bytes:
+    """RFC 8785 bytes for the values events hold (strings, integers, booleans, null)."""
+    fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if fast.isascii() or max(fast) < 0xF0:  # no character beyond U+FFFF: both orders agree
+        return fast
+    return _utf16_sorted(value).encode()
+
+
+def _utf16_sorted(value: Any) -> str:
+    """The slow, exact path: RFC 8785 orders keys by their UTF-16 code units."""
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return "{" + ",".join(_json(k) + ":" + _utf16_sorted(value[k]) for k in keys) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_utf16_sorted(v) for v in value) + "]"
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _decode(raw: bytes, what: str) -> Any:
+    def no_floats(text: str) -> Any:
+        raise BundleError(f"{what}: holds a number that is not an integer ({text})")
+
+    try:
+        return json.loads(raw.decode("utf-8"), parse_float=no_floats, parse_constant=no_floats)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BundleError(f"{what}: is not valid UTF-8 JSON") from None
+
+
+def _document(raw: bytes, format_: str, what: str) -> dict[str, Any]:
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError):
+            raise BundleError(f"the {what} file is a damaged gzip file") from None
+    doc = _decode(raw, f"the {what} file")
+    if not isinstance(doc, dict) or doc.get("format") != format_:
+        raise BundleError(f"this is not a {what} (expected format {format_!r})")
+    return doc
+
+
+def _field(doc: Mapping[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BundleError(f"{name!r} is missing or is not a {kind.__name__}")
+    return value
+
+
+def _hashes(doc: Mapping[str, Any]) -> list[bytes]:
+    hashes = [_b64(h, "an inclusion proof hash") for h in _field(doc, "hashes", list)]
+    if any(len(h) != 32 for h in hashes):
+        raise BundleError("an inclusion proof hash is not 32 bytes")
+    return hashes
+
+
+def _b64(text: Any, what: str) -> bytes:
+    """Standard base64 with padding, in its one canonical spelling."""
+    try:
+        raw = base64.b64decode(text, validate=True) if isinstance(text, str) else None
+    except binascii.Error:
+        raw = None
+    if raw is None or _b64text(raw) != text:
+        raise BundleError(f"{what} is not valid base64")
+    return raw
+
+
+def _b64text(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- command line ---------------------------------------------------------------------
+
+
+def verdict_of_bundle(bundle: Bundle) -> str:
+    """One paragraph a lay reader understands."""
+    m, cp = bundle.manifest, bundle.checkpoint
+    released = ", ".join(m["released"]) or "none"
+    withheld = "; ".join(f"{c} under {why}" for c, why in sorted(m["withheld"].items())) or "none"
+    return (
+        f"VERIFIED: {len(bundle.entries)} events in {len(m['streams'])} streams are exactly as recorded in the "
+        f"log {cp.origin}, whose signed checkpoint covers {cp.size} events (root {_b64text(cp.root)}). "
+        f"Every stream is complete from its first event to the last one the operator's signed manifest states. "
+        f"Released and checked against their digests: {len(bundle.released)} fields ({released}). "
+        f"Withheld: {withheld}."
+    )
+
+
+def verdict_of_receipt(receipt: Receipt) -> str:
+    event, cp = receipt.entry.event, receipt.checkpoint
+    return (
+        f"VERIFIED: event seq {receipt.entry.seq} ({event.get('type')} on {event.get('stream')}, recorded "
+        f"{event.get('recorded_at')}) is in the log {cp.origin} as signed, under its checkpoint of {cp.size} events."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="policy-ledger-offline", description="Verify a policy-ledger bundle or receipt with no network."
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--bundle", metavar="FILE", help="an export bundle (.json or .json.gz)")
+    which.add_argument("--receipt", metavar="FILE", help="a receipt for one event")
+    parser.add_argument("--key", required=True, metavar="VKEY", help="the log's verifier key, or a file holding it")
+    args = parser.parse_args(argv)
+    try:
+        key = parse_vkey(read_key(args.key))
+        with open(args.bundle or args.receipt, "rb") as f:
+            raw = f.read()
+        if args.bundle:
+            print(verdict_of_bundle(verify_bundle(raw, key)))
+        else:
+            print(verdict_of_receipt(verify_receipt(raw, key)))
+    except (BundleError, OSError) as e:
+        print(f"NOT VERIFIED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def read_key(text: str) -> str:
+    """The verifier key itself, or the first line of the file it names."""
+    if not os.path.isfile(text):
+        return text
+    with open(text, encoding="utf-8") as f:
+        return f.readline().strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""An FOI answer from the command line: export the story, verify it offline, tamper, report.
+
+The oversight body's side runs with nothing but the bundle, the published key and the
+single file ``ledger/offline.py`` copied to a folder of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger import offline
+from tests.e2e.test_cli import cli
+
+WITHHELD = "withheld under section 24(1)"
+
+
+@pytest.fixture(scope="module")
+def answered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo database, its public and full exports, and the verifier key in a file."""
+    folder = tmp_path_factory.mktemp("foi")
+    assert cli(folder, "demo").returncode == 0
+    for name, release in (("public.json", []), ("full.json.gz", ["--release", "all"])):
+        result = cli(folder, "export", "--policy", "POL-2023-TIKTOK", *release, "--by", "foi-team", "-o", name)
+        assert result.returncode == 0, result.stderr
+    (folder / "log.vkey").write_text(cli(folder, "keys", "show").stdout)
+    return folder
+
+
+def test_export_says_what_it_wrote_and_how_to_check_it(answered: Path) -> None:
+    result = cli(answered, "export", "--policy", "POL-2023-TIKTOK", "-o", "again.json")
+    assert "wrote 6 events" in result.stderr
+    assert "policy-ledger verify --bundle again.json --key" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["public.json", "full.json.gz"])
+def test_both_exports_verify_offline_with_a_lay_verdict(answered: Path, name: str) -> None:
+    result = cli(answered, "verify", "--bundle", name, "--key", "log.vkey")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("VERIFIED: 6 events in 3 streams are exactly as recorded")
+
+
+def test_a_bundle_with_one_changed_byte_fails_saying_what_is_wrong(answered: Path) -> None:
+    document = json.loads((answered / "public.json").read_text())
+    leaf = bytearray(base64.b64decode(document["events"][3]["leaf"]))
+    leaf[leaf.index(b"Publishing")] = ord("p")
+    document["events"][3]["leaf"] = base64.b64encode(bytes(leaf)).decode()
+    (answered / "altered.json").write_text(json.dumps(document))
+    result = cli(answered, "verify", "--bundle", "altered.json", "--key", "log.vkey")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "NOT VERIFIED: seq 3: the event's signature does not verify: it was altered"
+
+
+def test_verify_of_a_bundle_needs_a_key(answered: Path) -> None:
+    result = cli(answered, "verify", "--bundle", "public.json")
+    assert result.returncode == 2
+    assert "needs --key" in result.stderr
+
+
+def test_report_writes_html_and_csv_from_a_verified_bundle(answered: Path) -> None:
+    result = cli(
+        answered, "report", "--bundle", "public.json", "--key", "log.vkey", "--html", "r.html", "--csv", "r.csv"
+    )
+    assert result.returncode == 0, result.stderr
+    assert WITHHELD in (answered / "r.html").read_text()
+    assert len((answered / "r.csv").read_text().splitlines()) == 7
+
+
+def test_the_verifier_file_alone_checks_a_bundle(answered: Path, tmp_path: Path) -> None:
+    shutil.copy(offline.__file__, tmp_path / "offline.py")
+    shutil.copy(answered / "full.json.gz", tmp_path / "answer.json.gz")
+    key = (answered / "log.vkey").read_text().strip()
+    result = subprocess.run([sys.executable, "-I", "offline.py", "--bundle", "answer.json.gz", "--key", key],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Released and checked against their digests: 4 fields" in result.stdout
