@@ -28,3 +28,4 @@ bench: install
 	$(BIN)/python -m bench.verify
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.bundle

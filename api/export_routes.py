@@ -16,8 +16,9 @@ from api.auth import require
 from api.keys import STORE, WRITER
 from api.params import json_object
 from ledger import exporting
-from ledger.bundle import CATEGORIES, Selection, encode
+from ledger.bundle import Selection, encode
 from ledger.errors import InvalidInput
+from ledger.foi import CATEGORIES
 from ledger.schemas import parse_time
 
 __all__ = ["EXPORT_ROLE", "routes"]

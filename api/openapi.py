@@ -15,7 +15,7 @@ from aiohttp import web
 
 from api.problems import render
 from ledger import __version__, schemas
-from ledger.bundle import CATEGORIES
+from ledger.foi import CATEGORIES
 
 __all__ = ["EXAMPLE_ORDER", "document", "routes"]
 

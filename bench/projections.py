@@ -37,10 +37,10 @@ from ledger.writer import Writer
 Question = tuple[str, str, str]
 
 
-async def build(store: PostgresStore, mix: Mix, chunk: int = 20_000) -> float:
+async def build(store: PostgresStore, mix: Mix, chunk: int = 20_000, signer: Signer | None = None) -> float:
     """Append the whole mix through the writer; returns events/s."""
     clock = [START]
-    writer = Writer(store, Signer.generate(ORIGIN), max_batch=5000, clock=lambda: clock[0])
+    writer = Writer(store, signer or Signer.generate(ORIGIN), max_batch=5000, clock=lambda: clock[0])
     await writer.start()
     started, drafts, done = time.perf_counter(), mix.drafts(), 0
     while done < mix.total:

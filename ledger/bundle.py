@@ -18,25 +18,18 @@ from ledger.canonical import canonical
 from ledger.checkpoint import Checkpoint
 from ledger.errors import InvalidInput
 from ledger.events import format_time
+from ledger.foi import CATEGORIES, FOI_EXEMPTIONS
 from ledger.offline import BUNDLE_FORMAT, MANIFEST_CONTEXT, RECEIPT_FORMAT
 from ledger.schemas import names, sensitive_fields
 from ledger.signing import Signer
 
 __all__ = [
-    "CATEGORIES",
-    "FOI_EXEMPTIONS",
     "Selection",
     "encode",
     "make_bundle",
     "make_receipt",
     "sensitive_map",
 ]
-
-FOI_EXEMPTIONS = {
-    "national-security": "section 24(1) of the Freedom of Information Act 2000 (national security)",
-    "personal-data": "section 40(2) of the Freedom of Information Act 2000 (personal information)",
-}
-CATEGORIES = tuple(FOI_EXEMPTIONS)
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,8 @@ def make_bundle(
     exported_at: datetime,
 ) -> dict[str, Any]:
     """The bundle document: a manifest signed with the log key, the checkpoint, each
-    event with its inclusion proof, and the disclosures the export releases."""
+    event with its inclusion proof, and the disclosures the export releases. Leaves and
+    disclosures are canonical JSON, so they travel as text (their UTF-8 is the bytes)."""
     check_release(release)
     manifest = {
         "origin": checkpoint.origin,
@@ -115,8 +109,10 @@ def make_bundle(
         "manifest": manifest,
         "manifest_sig": _b64(signer.sign(MANIFEST_CONTEXT + canonical(manifest))),
         "checkpoint": note.decode(),
-        "events": [{"seq": seq, "leaf": _b64(leaf), "hashes": [_b64(h) for h in proofs[seq]]} for seq, leaf in leaves],
-        "disclosures": {digest: _b64(d) for digest, d in sorted(disclosures.items())},
+        "events": [
+            {"seq": seq, "leaf": leaf.decode(), "hashes": [_b64(h) for h in proofs[seq]]} for seq, leaf in leaves
+        ],
+        "disclosures": {digest: d.decode() for digest, d in sorted(disclosures.items())},
     }
 
 

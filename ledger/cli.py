@@ -1,36 +1,26 @@
-"""The ``policy-ledger`` command line."""
+"""The ``policy-ledger`` command line: its arguments, and what each command runs.
+
+Offline checks (``verify --bundle``/``--receipt``, ``report``) need only the standalone
+verifier; every other command's code is in ledger/commands.py, imported when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ledger import exporting, offline
-from ledger.auditing import audit_leaves, checkpoint_size
-from ledger.bundle import CATEGORIES, Selection, encode
-from ledger.checkpoint import Checkpoint
-from ledger.config import Config, load_signer
-from ledger.demo import record_story
-from ledger.errors import InvalidInput, LedgerError, NotFound, VerificationError
-from ledger.logs import configure_logging
-from ledger.projector import rebuild
-from ledger.remote import audit_url
+from ledger import offline
+from ledger.config import Config
+from ledger.errors import InvalidInput, LedgerError, VerificationError
+from ledger.foi import CATEGORIES
 from ledger.report import csv_report, html_report
-from ledger.schemas import parse_time
-from ledger.signing import Verifier
-from ledger.store import Store, open_store
-from ledger.tokens import ROLES, TokenRecord, check_role, hash_token, new_token
-from ledger.verify import TrustedKey
+from ledger.terminal import clear_line
+from ledger.tokens import ROLES
 
 __all__ = ["main"]
-
-SMALL_LOG = 20_000
-Command = Callable[[argparse.Namespace, Config], Coroutine[Any, Any, int]]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,8 +94,9 @@ def _parser() -> argparse.ArgumentParser:
         help="a category of sealed fields to release (repeatable); the others are withheld under their FOI section",
     )
     export.add_argument("--by", default="operator", help="who exports, named in the manifest (default: operator)")
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it ('-': stdout)")
     export.add_argument(
-        "-o", "--output", required=True, metavar="FILE", help="where to write it; a name ending .gz is compressed"
+        "--no-compress", action="store_true", help="write plain JSON (default: gzip-compressed JSON, as .json.gz)"
     )
 
     report = sub.add_parser("report", help="verify a bundle offline, then write it as readable HTML and CSV")
@@ -119,68 +110,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _migrate(args: argparse.Namespace, config: Config) -> int:
-    store = await open_store(config.database_url)
-    try:
-        applied = await store.migrate()
-    finally:
-        await store.close()
-    print(f"applied {', '.join(applied)}" if applied else "database is up to date")
-    return 0
-
-
-async def _keys(args: argparse.Namespace, config: Config) -> int:
-    existed = config.signing_key_file.exists()
-    signer = load_signer(config, create=args.keys_command == "generate")
-    if args.keys_command == "generate":
-        state = "exists already" if existed else "created (mode 0600)"
-        print(f"key file {config.signing_key_file} {state}", file=sys.stderr)
-    print(signer.verifier.vkey)
-    return 0
-
-
-async def _verify(args: argparse.Namespace, config: Config) -> int:
-    if args.bundle or args.receipt:
-        return _verify_offline(args)
-    keys = [TrustedKey(Verifier.from_vkey(v)) for v in args.vkeys] if args.vkeys else None
-    saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
-    note, checkpoint = await (_verify_url(args, keys, saved) if args.url else _verify_local(args, config, keys, saved))
-    _clear_progress()
-    if checkpoint is None or note is None:
-        print("OK: the log is empty")
-        return 0
-    if args.checkpoint:
-        args.checkpoint.write_bytes(note)
-    extends = f"; it extends your saved checkpoint of size {checkpoint_size(saved)}" if saved else ""
-    print(f"OK: all {checkpoint.size} events of {checkpoint.origin} verified against its signed checkpoint{extends}")
-    return 0
-
-
-async def _verify_local(
-    args: argparse.Namespace, config: Config, keys: list[TrustedKey] | None, saved: bytes | None
-) -> tuple[bytes | None, Checkpoint | None]:
-    keys = keys or [TrustedKey(load_signer(config, create=False).verifier)]
-    store = await open_store(config.database_url)
-    try:
-        note, size = await store.latest_checkpoint(), await store.log_size()
-        workers = args.workers or (1 if size < SMALL_LOG else None)  # worker start-up outweighs a small log
-        origin = keys[0].verifier.name
-        checkpoint = await audit_leaves(store.iter_leaves(), origin, keys, latest=note, trusted=saved,
-                                        workers=workers, progress=_progress(size))  # fmt: skip
-    finally:
-        await store.close()
-    return note, checkpoint
-
-
-async def _verify_url(
-    args: argparse.Namespace, keys: list[TrustedKey] | None, saved: bytes | None
-) -> tuple[bytes | None, Checkpoint | None]:
-    if keys is None:
-        print("warning: no --key given; trusting the keys the server publishes", file=sys.stderr)
-    found = await audit_url(args.url, keys, trusted=saved, workers=args.workers, progress=_progress(0))
-    return found.note, found.checkpoint
-
-
 def _verify_offline(args: argparse.Namespace) -> int:
     if not args.vkeys:
         raise InvalidInput("offline verification needs --key VKEY: the log's verifier key, from a source you trust")
@@ -188,45 +117,7 @@ def _verify_offline(args: argparse.Namespace) -> int:
     return offline.main([*argv, "--key", args.vkeys[0]])
 
 
-async def _export(args: argparse.Namespace, config: Config) -> int:
-    if bool(args.start) != bool(args.end):
-        raise InvalidInput("--from needs --to: the time range is from <= recorded_at < to")
-    selection = Selection(
-        "policy" if args.policy else "range" if args.start else "log",
-        policy_id=args.policy,
-        start=_time(args.start),
-        end=_time(args.end),
-    )
-    release = CATEGORIES if "all" in args.release else tuple(args.release)
-    signer = load_signer(config, create=False)
-    store = await open_store(config.database_url)
-    try:
-        await store.migrate()
-        bundle = await exporting.export(store, signer, selection, release, {"id": args.by, "role": "admin"},
-                                        datetime.now(UTC))  # fmt: skip
-    finally:
-        await store.close()
-    data = encode(bundle, compress=args.output.endswith(".gz"))
-    if args.output == "-":
-        sys.stdout.buffer.write(data)
-    else:
-        await asyncio.to_thread(Path(args.output).write_bytes, data)
-        print(f"wrote {len(bundle['events'])} events ({len(data):,} bytes) to {args.output}; "
-              f"check it with: policy-ledger verify --bundle {args.output} --key '{signer.verifier.vkey}'",
-              file=sys.stderr)  # fmt: skip
-    return 0
-
-
-def _time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_time(text)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-
-
-async def _report(args: argparse.Namespace, config: Config) -> int:
+def _report(args: argparse.Namespace) -> int:
     try:
         bundle = offline.verify_bundle(args.bundle.read_bytes(), offline.parse_vkey(offline.read_key(args.key)))
     except offline.BundleError as e:
@@ -239,101 +130,6 @@ async def _report(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-async def _demo(args: argparse.Namespace, config: Config) -> int:
-    configure_logging(config.log_level)  # the writer logs; keep its lines to the configured level
-    signer = load_signer(config)
-    store = await open_store(config.database_url)
-    try:
-        await store.migrate()
-        recorded = await record_story(store, signer)
-    finally:
-        await store.close()
-    print(f"recorded {len(recorded)} events of the seed story; check them with 'policy-ledger verify'")
-    return 0
-
-
-async def _rebuild(args: argparse.Namespace, config: Config) -> int:
-    store = await open_store(config.database_url)
-    try:
-        await store.migrate()
-        rebuilt = await rebuild(store)
-    finally:
-        await store.close()
-    print(f"rebuilt the projections from {rebuilt.events:,} events in {rebuilt.seconds:.2f} s"
-          f" ({rebuilt.rate:,.0f} events/s)")  # fmt: skip
-    return 0
-
-
-async def _tokens(args: argparse.Namespace, config: Config) -> int:
-    store = await open_store(config.database_url)
-    try:
-        await store.migrate()
-        return await TOKEN_ACTIONS[args.tokens_command](store, args)
-    finally:
-        await store.close()
-
-
-async def _token_create(store: Store, args: argparse.Namespace) -> int:
-    secret, token_id = new_token()
-    await store.add_token(TokenRecord(token_id, args.name, check_role(args.role), hash_token(secret), created_at=""))
-    print(f"token {token_id} for {args.name} ({args.role}); the secret is shown only now:", file=sys.stderr)
-    print(secret)
-    return 0
-
-
-async def _token_list(store: Store, args: argparse.Namespace) -> int:
-    for t in await store.tokens():
-        print(
-            f"{t.id}  {t.role:<16}  {t.name:<24}  created {t.created_at}"
-            + (f"  REVOKED {t.revoked_at}" if t.revoked_at else "")
-        )
-    return 0
-
-
-async def _token_revoke(store: Store, args: argparse.Namespace) -> int:
-    if not await store.revoke_token(args.token_id):
-        raise NotFound(f"no active token with id {args.token_id}; see 'policy-ledger tokens list'")
-    print(f"token {args.token_id} revoked")
-    return 0
-
-
-TOKEN_ACTIONS: dict[str, Callable[[Store, argparse.Namespace], Coroutine[Any, Any, int]]] = {
-    "create": _token_create,
-    "list": _token_list,
-    "revoke": _token_revoke,
-}
-
-
-def _progress(total: int) -> Callable[[int], None] | None:
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int) -> None:
-        filled = done * 40 // max(total, done, 1)
-        counted = f"{done}/{total}" if total else str(done)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (40 - filled)}] {counted} events checked")
-        sys.stderr.flush()
-
-    return show
-
-
-def _clear_progress() -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K")
-
-
-COMMANDS: dict[str, Command] = {
-    "tokens": _tokens,
-    "migrate": _migrate,
-    "keys": _keys,
-    "verify": _verify,
-    "demo": _demo,
-    "rebuild": _rebuild,
-    "export": _export,
-    "report": _report,
-}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -344,14 +140,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
         )
+        if args.command == "report":
+            return _report(args)
+        if args.command == "verify" and (args.bundle or args.receipt):
+            return _verify_offline(args)
         if args.command == "serve":  # aiohttp runs its own loop and handles SIGTERM
             from api.app import run
 
             run(config)
             return 0
+        from ledger.commands import COMMANDS
+
         return asyncio.run(COMMANDS[args.command](args, config))
     except VerificationError as e:
-        _clear_progress()
+        clear_line()
         print(f"FAILED: {e}", file=sys.stderr)
         return 1
     except LedgerError as e:

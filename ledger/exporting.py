@@ -84,13 +84,13 @@ async def _select(store: Store, selection: Selection, size: int) -> list[LeafRow
         return await store.read_leaves(0, size)
     if selection.kind == "policy":
         assert selection.policy_id is not None
-        return await _streams(store, await _policy_streams(store, selection.policy_id, size))
+        return await store.stream_leaves(*await _policy_streams(store, selection.policy_id, size))
     assert selection.start is not None
     assert selection.end is not None
     tick = timedelta(microseconds=1)
     first, last = await store.seq_at(selection.start - tick) + 1, await store.seq_at(selection.end - tick)
     touched = {decode_leaf(r.leaf, r.seq)["stream"] for r in await store.read_leaves(first, min(last + 1, size))}
-    return await _streams(store, sorted(touched))
+    return await store.stream_leaves(*sorted(touched))
 
 
 async def _policy_streams(store: Store, policy_id: str, size: int) -> list[str]:
@@ -99,11 +99,6 @@ async def _policy_streams(store: Store, policy_id: str, size: int) -> list[str]:
         raise NotFound(f"no policy {policy_id!r} in the log")
     exemptions = sorted({v.state.exemption_id for v in standing.exemptions})
     return [f"policy/{policy_id}", *(f"exemption/{e}" for e in exemptions)]
-
-
-async def _streams(store: Store, streams: Sequence[str]) -> list[LeafRow]:
-    rows = [row for stream in streams for row in await store.stream_leaves(stream)]
-    return sorted(rows, key=lambda row: row.seq)
 
 
 def _released_digests(events: Collection[Mapping[str, Any]], release: Collection[str]) -> list[str]:

@@ -323,7 +323,7 @@ def _event_item(i: int, item: Any) -> tuple[int, bytes, list[bytes]]:
     if not isinstance(item, dict):
         raise BundleError(f"events[{i}] is not an object with seq, leaf and hashes")
     seq = _field(item, "seq", int)
-    return seq, _b64(_field(item, "leaf", str), f"seq {seq}: leaf"), _hashes(item)
+    return seq, _utf8(_field(item, "leaf", str), f"seq {seq}: the leaf"), _hashes(item)
 
 
 def _check_streams(manifest: Mapping[str, Any], entries: Sequence[Entry]) -> None:
@@ -383,8 +383,8 @@ def sealed_fields(entries: Sequence[Entry]) -> Iterator[tuple[Entry, str, str]]:
                 yield entry, field, value["_sd"]
 
 
-def _disclosed(digest: str, encoded: Any, where: str) -> Any:
-    disclosure = _b64(encoded, f"{where}: the disclosure")
+def _disclosed(digest: str, text: Any, where: str) -> Any:
+    disclosure = _utf8(text, f"{where}: the disclosure")
     actual = base64.urlsafe_b64encode(hashlib.sha256(disclosure).digest()).rstrip(b"=").decode()
     if actual != digest:
         raise BundleError(f"{where}: the disclosed value does not match the digest recorded in the event")
@@ -449,10 +449,24 @@ def _field(doc: Mapping[str, Any], name: str, kind: type) -> Any:
 
 
 def _hashes(doc: Mapping[str, Any]) -> list[bytes]:
-    hashes = [_b64(h, "an inclusion proof hash") for h in _field(doc, "hashes", list)]
+    """An inclusion proof's hashes: 32 bytes each, in base64 (44 characters)."""
+    try:
+        hashes = [binascii.a2b_base64(h, strict_mode=True) for h in _field(doc, "hashes", list)]
+    except (binascii.Error, TypeError, ValueError):
+        raise BundleError("an inclusion proof hash is not valid base64") from None
     if any(len(h) != 32 for h in hashes):
         raise BundleError("an inclusion proof hash is not 32 bytes")
     return hashes
+
+
+def _utf8(text: Any, what: str) -> bytes:
+    """The bytes of a JSON text carried as a string (a leaf input, a disclosure)."""
+    try:
+        if isinstance(text, str):
+            return text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    raise BundleError(f"{what} is not a string of UTF-8 text")
 
 
 def _b64(text: Any, what: str) -> bytes:

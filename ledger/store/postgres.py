@@ -226,8 +226,10 @@ class PostgresStore(PostgresProjectionReads):
         async with _reachable(self.url), self._pool.acquire() as conn:
             return await _read_nodes(conn, keys)
 
-    async def stream_leaves(self, stream: str) -> list[LeafRow]:
-        rows = await self._fetch("SELECT seq, leaf, leaf_hash FROM events WHERE stream = $1 ORDER BY version", stream)
+    async def stream_leaves(self, *streams: str) -> list[LeafRow]:
+        rows = await self._fetch(
+            "SELECT seq, leaf, leaf_hash FROM events WHERE stream = ANY($1::text[]) ORDER BY seq", list(streams)
+        )
         return [LeafRow(r["seq"], bytes(r["leaf"]), bytes(r["leaf_hash"])) for r in rows]
 
     async def latest_checkpoint(self) -> bytes | None:

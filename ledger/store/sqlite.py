@@ -192,9 +192,13 @@ class SqliteStore(SqliteProjectionReads):
         async with self._lock:
             return await _read_nodes(self._conn, keys)
 
-    async def stream_leaves(self, stream: str) -> list[LeafRow]:
-        rows = await self._read("SELECT seq, leaf, leaf_hash FROM events WHERE stream = ? ORDER BY version", (stream,))
-        return [LeafRow(r[0], _blob(r[1]), _blob(r[2])) for r in rows]
+    async def stream_leaves(self, *streams: str) -> list[LeafRow]:
+        rows = []
+        for start in range(0, len(streams), 500):
+            chunk = streams[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += await self._read(f"SELECT seq, leaf, leaf_hash FROM events WHERE stream IN ({marks})", chunk)
+        return sorted((LeafRow(r[0], _blob(r[1]), _blob(r[2])) for r in rows), key=lambda row: row.seq)
 
     async def latest_checkpoint(self) -> bytes | None:
         rows = await self._read("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")

@@ -46,7 +46,7 @@ def rekor_entry(leaf: bytes, seq: int, hashes: list[bytes], note: str, signer: S
 
 
 def entries(bundle: dict[str, Any], signer: Signer) -> list[Any]:
-    return [rekor_entry(base64.b64decode(item["leaf"]), item["seq"], [base64.b64decode(h) for h in item["hashes"]],
+    return [rekor_entry(item["leaf"].encode(), item["seq"], [base64.b64decode(h) for h in item["hashes"]],
                         bundle["checkpoint"], signer) for item in bundle["events"]]  # fmt: skip
 
 

@@ -135,6 +135,14 @@ async def test_a_second_writer_continues_the_same_chain(backend: Backend, signer
     assert await audit_store(backend.store, signer.name, [TrustedKey(signer.verifier)], workers=1) is not None
 
 
+async def test_stream_leaves_reads_the_events_of_the_streams_named_in_seq_order(writer: Writer, store: Store) -> None:
+    for stream in ["policy/A", "policy/B", "policy/A", "policy/C", "policy/B"]:
+        await writer.append(draft(stream=stream))
+    assert [row.seq for row in await store.stream_leaves("policy/A", "policy/B")] == [0, 1, 2, 4]
+    assert [row.seq for row in await store.stream_leaves("policy/C")] == [3]
+    assert await store.stream_leaves("policy/none") == []
+
+
 async def test_disclosures_are_stored_beside_the_event(writer: Writer, store: Store) -> None:
     secret = Disclosure("digest-1", "national-security", "mitigations", b'["salt",["separate network"]]')
     await writer.append(draft(disclosures=(secret,)))

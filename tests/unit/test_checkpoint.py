@@ -76,11 +76,16 @@ def test_body_parses_back_to_the_same_checkpoint(size: int, root: bytes, extensi
         pytest.param("\u0665", id="arabic-indic-digit"),
         pytest.param("\uff15", id="fullwidth-digit"),
         pytest.param("1" * 21, id="twenty-one-digits"),
+        pytest.param(str(2**64), id="two-to-the-64"),
     ],
 )
 def test_parse_refuses_a_size_that_is_not_plain_decimal(size: str) -> None:
     with pytest.raises(VerificationError, match="tree size"):
         Checkpoint.from_body(body(size))
+
+
+def test_parse_accepts_the_largest_uint64_size() -> None:
+    assert Checkpoint.from_body(body(str(2**64 - 1))).size == 2**64 - 1
 
 
 @pytest.mark.parametrize(
