@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -55,8 +56,13 @@ async def test_the_story_over_http(tmp_path: Path, database_url: str) -> None:
         async with aiohttp.ClientSession(base_url=server.url) as http:
             await record(http, tokens)
             await ask(http, tokens)
+            vkey = await answer_foi(http, tokens, tmp_path)
         verified = await cli(env, tmp_path, "verify", "--url", server.url)
         assert verified.returncode == 0, verified.stderr
+        for option, name in (("--bundle", "public.json"), ("--bundle", "full.json"), ("--receipt", "receipt.json")):
+            checked = await cli(env, tmp_path, "verify", option, name, "--key", vkey)
+            assert checked.returncode == 0, f"{name}: {checked.stderr}"
+            assert checked.stdout.startswith("VERIFIED")
     finally:
         assert server.stop() == 0
 
@@ -118,3 +124,19 @@ async def ask(http: aiohttp.ClientSession, tokens: dict[str, dict[str, str]]) ->
     assert set(public["mitigations"]) == {"_sd"}
     async with http.get("/v1/policies/POL-TIKTOK/history") as response:
         assert [e["data"].get("outcome") for e in (await response.json())["events"]] == [None, "no-change"]
+
+
+async def answer_foi(http: aiohttp.ClientSession, tokens: dict[str, dict[str, str]], folder: Path) -> str:
+    """The auditor exports the ban twice; a security team keeps a receipt; returns the log's key."""
+    for name, release in (("public.json", []), ("full.json", ["national-security", "personal-data"])):
+        body = {"selection": {"policy": POLICY}, "release": release}
+        async with http.post("/v1/exports", json=body, headers=tokens["auditor"]) as response:
+            assert response.status == 200, await response.text()
+            (folder / name).write_bytes(await response.read())
+    async with http.post("/v1/exports", json={"selection": {"log": True}}, headers=tokens["security-officer"]) as no:
+        assert no.status == 403
+    renewal = data("exemption.renewed/1", expires_at=day(250))
+    kept = await post(http, f"/v1/exemptions/{UKGOV}/renewals?proof=1", {"data": renewal}, tokens["security-officer"])
+    (folder / "receipt.json").write_text(json.dumps(kept["receipt"]))
+    async with http.get("/v1/log/keys") as response:
+        return str((await response.json())["keys"][0]["vkey"])
