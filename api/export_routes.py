@@ -21,9 +21,10 @@ from ledger.errors import InvalidInput
 from ledger.foi import CATEGORIES
 from ledger.schemas import parse_time
 
-__all__ = ["EXPORT_ROLE", "routes"]
+__all__ = ["EXPORT_ROLE", "MAX_EXPORT_EVENTS", "routes"]
 
 EXPORT_ROLE = "auditor"
+MAX_EXPORT_EVENTS = 200_000  # a bundle is built in memory: larger exports go through the command line
 
 routes = web.RouteTableDef()
 
@@ -33,9 +34,8 @@ async def export(request: web.Request) -> web.Response:
     principal = require(request, EXPORT_ROLE)
     body = json_object(await request.read(), ("selection", "release"), '{"selection": {"policy": "POL-…"}}')
     selection, release = _selection(body.get("selection")), _release(body.get("release", []))
-    bundle = await exporting.export(
-        request.app[STORE], request.app[WRITER].signer, selection, release, principal.actor, datetime.now(UTC)
-    )
+    bundle = await exporting.export(request.app[STORE], request.app[WRITER].signer, selection, release,
+                                    principal.actor, datetime.now(UTC), max_events=MAX_EXPORT_EVENTS)  # fmt: skip
     response = web.Response(body=encode(bundle), content_type="application/json")
     stamp = bundle["manifest"]["exported_at"][:19].replace(":", "")
     response.headers["Content-Disposition"] = f'attachment; filename="policy-ledger-bundle-{stamp}.json"'

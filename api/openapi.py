@@ -30,7 +30,7 @@ ERRORS = {
     "404": "no such policy, exemption, event or tree size",
     "409": "a policy rule forbids the command, or its Idempotency-Key is still in use",
     "412": "If-Match is stale: the stream moved on",
-    "413": "the body or the event is too large",
+    "413": "the body, the event or the export is too large",
     "422": "data does not match the event schema, or an Idempotency-Key was reused for another request",
     "503": "the database or the writer cannot serve now",
 }

@@ -77,6 +77,12 @@ class EventTooLarge(InvalidInput):
     title = "Event too large"
 
 
+class ExportTooLarge(InvalidInput):
+    status = 413
+    slug = "export-too-large"
+    title = "Export too large"
+
+
 class SchemaViolation(InvalidInput):
     status = 422
     slug = "schema-violation"

@@ -15,7 +15,7 @@ from typing import Any
 from ledger import proofs
 from ledger.bundle import Selection, make_bundle, make_receipt, sensitive_map
 from ledger.checkpoint import Checkpoint
-from ledger.errors import NotFound
+from ledger.errors import ExportTooLarge, NotFound
 from ledger.events import decode_leaf
 from ledger.note import parse_note
 from ledger.signing import Signer
@@ -33,10 +33,15 @@ async def export(
     release: Collection[str],
     exported_by: Mapping[str, str],
     now: datetime,
+    max_events: int | None = None,
 ) -> dict[str, Any]:
-    """The bundle document for ``selection``, releasing the categories in ``release``."""
+    """The bundle document for ``selection``, releasing the categories in ``release``;
+    ExportTooLarge when it would hold more than ``max_events`` events."""
     note, checkpoint = await _checkpoint(store)
+    if selection.kind == "log":
+        _check_size(checkpoint.size, max_events)
     rows = [row for row in await _select(store, selection, checkpoint.size) if row.seq < checkpoint.size]
+    _check_size(len(rows), max_events)
     events = {row.seq: decode_leaf(row.leaf, row.seq) for row in rows}
     streams: dict[str, int] = {}
     for event in events.values():
@@ -57,6 +62,14 @@ async def export(
         exported_by=exported_by,
         exported_at=now,
     )
+
+
+def _check_size(events: int, max_events: int | None) -> None:
+    if max_events is not None and events > max_events:
+        raise ExportTooLarge(
+            f"the selection holds {events:,} events, more than the {max_events:,} an export over HTTP may hold; "
+            "narrow it (one policy, a shorter time range) or export with the policy-ledger command line"
+        )
 
 
 async def receipt(store: Store, seq: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from ledger import exporting
 from ledger.bundle import Selection, encode
-from ledger.errors import InvalidInput, NotFound
+from ledger.errors import ExportTooLarge, InvalidInput, NotFound
 from ledger.offline import LogKey, verify_bundle
 from ledger.policy import exemption_stream, policy_stream
 from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID
@@ -101,6 +101,18 @@ async def test_a_gzip_compressed_bundle_verifies_as_it_is(told: Ledger, signer: 
 async def test_exporting_an_unknown_policy_is_not_found(told: Ledger, signer: Signer) -> None:
     with pytest.raises(NotFound, match="no policy 'POL-NONE'"):
         await exporting.export(told.store, signer, Selection("policy", "POL-NONE"), (), FOI_OFFICER, EXPORTED_AT)
+
+
+async def test_an_export_beyond_its_limit_is_refused_before_it_is_built(told: Ledger, signer: Signer) -> None:
+    with pytest.raises(ExportTooLarge, match="holds 6 events, more than the 5"):
+        await exporting.export(told.store, signer, Selection("log"), (), FOI_OFFICER, EXPORTED_AT, max_events=5)
+    with pytest.raises(ExportTooLarge, match="holds 6 events, more than the 5"):
+        await export_policy_limited(told, signer, 5)
+
+
+async def export_policy_limited(told: Ledger, signer: Signer, limit: int) -> dict[str, Any]:
+    selection = Selection("policy", POLICY_ID)
+    return await exporting.export(told.store, signer, selection, (), FOI_OFFICER, EXPORTED_AT, max_events=limit)
 
 
 async def test_releasing_an_unknown_category_is_refused(told: Ledger, signer: Signer) -> None:
