@@ -146,21 +146,28 @@ def check_draft(draft: Draft, origin: str) -> Checked:
     if draft.expected_version is not None and draft.expected_version < 0:
         raise InvalidInput("expected version must be 0 or more", pointer="/expected_version")
     checked = Checked(draft, canonical(draft.data), canonical(dict(draft.actor)))
-    widest = _leaf(
-        checked,
-        origin,
-        seq=2**53 - 1,
-        version=2**31,
-        recorded_at=format_time(datetime.now(UTC)),
-        prev=ZERO_HASH,
-        key_id="0" * 8,
-        sig="=" * 88,
-    )
-    if len(widest) > MAX_EVENT_BYTES:
-        raise EventTooLarge(
-            f"event would be {len(widest)} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON"
-        )
+    widest = widest_size(checked, origin)
+    if widest > MAX_EVENT_BYTES:
+        raise EventTooLarge(f"event would be {widest} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON")
     return checked
+
+
+# The leaf's bytes that do not depend on the draft, at their widest: braces, commas, the
+# 14 keys, and the values of key_id, prev, recorded_at, seq, sig, v and version.
+_KEYS = ("actor", "data", "id", "key_id", "log", "prev", "recorded_at", "schema", "seq", "sig", "stream", "type", "v",
+         "version")  # fmt: skip
+_WIDEST_FIXED = (
+    2 + (len(_KEYS) - 1) + sum(len(k) + 3 for k in _KEYS)
+    + len('"00000000"') + len(f'"{"A" * 43}="') + len('"2025-01-01T00:00:00.000000Z"')
+    + len(str(2**53 - 1)) + len(f'"{"=" * 88}"') + len(str(FORMAT_VERSION)) + len(str(2**31))
+)  # fmt: skip
+
+
+def widest_size(checked: Checked, origin: str) -> int:
+    """The length of the draft's leaf at the widest seq, version and signature, unbuilt."""
+    draft = checked.draft
+    texts = (draft.id, origin, draft.schema, draft.stream, draft.type)
+    return _WIDEST_FIXED + len(checked.data) + len(checked.actor) + sum(len(_string(t)) for t in texts)
 
 
 def _leaf(

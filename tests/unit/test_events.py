@@ -15,7 +15,16 @@ from hypothesis import strategies as st
 
 from ledger.canonical import MAX_SAFE_INTEGER, canonical
 from ledger.errors import EventTooLarge, InvalidInput, NotCanonical, VerificationError
-from ledger.events import MAX_EVENT_BYTES, ZERO_HASH, check_draft, decode_leaf, format_time, seal_event
+from ledger.events import (
+    MAX_EVENT_BYTES,
+    ZERO_HASH,
+    _leaf,
+    check_draft,
+    decode_leaf,
+    format_time,
+    seal_event,
+    widest_size,
+)
 from tests.unit._builders import ORIGIN, draft, log_signer, recorded_at, seal
 
 SIGNER = log_signer()
@@ -352,3 +361,11 @@ def test_decode_leaf_refuses_an_escaped_lone_surrogate() -> None:
 def test_check_draft_refuses_an_id_with_a_lone_surrogate() -> None:
     with pytest.raises(InvalidInput):
         check_draft(draft(id="event-\ud800"), ORIGIN)
+
+
+@given(st.text(max_size=40), st.sampled_from(["policy/P-1", "exemption/E:2"]))
+def test_widest_size_is_the_length_of_the_widest_leaf(text: str, stream: str) -> None:
+    checked = check_draft(draft(data={"note": text}, stream=stream), ORIGIN)
+    widest = _leaf(checked, ORIGIN, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
+                   prev=ZERO_HASH, key_id="0" * 8, sig="=" * 88)  # fmt: skip
+    assert widest_size(checked, ORIGIN) == len(widest)
