@@ -22,7 +22,7 @@ from api.params import flag, json_object
 from api.problems import render
 from ledger import exporting, policy
 from ledger.errors import InvalidInput, NotFound
-from ledger.events import Recorded
+from ledger.events import Recorded, decode_leaf
 from ledger.store import Store
 
 __all__ = ["EXEMPTION_ROLE", "POLICY_ROLE", "routes"]
@@ -80,12 +80,17 @@ async def _command(
     command = make(json_object(raw, ("id", "data"), '{"data": {...}}'), _if_match(request))
     with_proof = flag(request, "proof")
 
-    async def run() -> web.Response:
-        recorded = await request.app[SERVICE].execute(command, principal.actor["id"], principal.actor["role"])
+    async def run(claim: tuple[str, str] | None) -> web.Response:
+        recorded = await request.app[SERVICE].execute(command, principal.actor["id"], principal.actor["role"], claim)
         receipt = await _receipt(request.app[STORE], recorded[-1].seq) if with_proof else None
         return _created(recorded, receipt)
 
-    return await idempotent(request, raw, run)
+    async def replay(seq: int) -> web.Response:
+        row = (await request.app[STORE].read_leaves(seq, seq + 1))[0]
+        receipt = await _receipt(request.app[STORE], seq) if with_proof else None
+        return _created([Recorded(row.seq, row.leaf, row.leaf_hash, decode_leaf(row.leaf, row.seq))], receipt)
+
+    return await idempotent(request, raw, run, replay)
 
 
 async def _receipt(store: Store, seq: int) -> dict[str, Any] | None:

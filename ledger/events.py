@@ -91,6 +91,7 @@ class Draft:
     expected_version: int | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     disclosures: tuple[Disclosure, ...] = ()
+    claim: tuple[str, str] | None = None  # (scope, Idempotency-Key) whose request this event answers
 
     @property
     def schema(self) -> str:

@@ -97,16 +97,23 @@ class LedgerService:
 
     # -- commands ------------------------------------------------------------------------
 
-    async def execute(self, command: Command, actor_id: str, actor_role: str) -> list[Recorded]:
-        """Record what ``command`` decides, or raise why not; a refused command writes nothing."""
+    async def execute(
+        self, command: Command, actor_id: str, actor_role: str, claim: tuple[str, str] | None = None
+    ) -> list[Recorded]:
+        """Record what ``command`` decides, or raise why not; a refused command writes nothing.
+
+        ``claim`` (scope, Idempotency-Key) is settled with the seq of the last event, in the
+        same transaction that records it."""
         needed = required_role(command)
         if actor_role != needed:
             raise Forbidden(f"role {actor_role} may not send {type(command).__name__}; it needs the {needed} role")
         actor = {"id": actor_id, "role": actor_role}
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                decided = await self._decide(command)
-                return [await self._writer.append(_draft(new, actor)) for new in decided]
+                drafts = [_draft(new, actor) for new in await self._decide(command)]
+                if drafts:
+                    drafts[-1] = replace(drafts[-1], claim=claim)
+                return [await self._writer.append(draft) for draft in drafts]
             except VersionConflict:
                 if command.expected_version is not None or attempt == ATTEMPTS:
                     raise

@@ -199,6 +199,13 @@ class Writer:
             for d in p.checked.draft.disclosures
         ]
         await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
+        claims = [
+            (*p.checked.draft.claim, o.seq)
+            for p, o in zip(batch, outcomes, strict=True)
+            if isinstance(o, Recorded) and p.checked.draft.claim is not None
+        ]
+        if claims:
+            await tx.settle_claims(claims)
         for projector in self._projectors:  # same transaction: rows and positions commit with the events
             await projector.project(tx, recorded)
         return new_head, outcomes

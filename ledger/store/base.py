@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ledger.events import Disclosure, Recorded
@@ -18,7 +18,7 @@ from ledger.merkle import NodeKey
 from ledger.tokens import TokenRecord
 from ledger.versions import VersionSet
 
-__all__ = ["KeyRow", "LeafRow", "Remembered", "Store", "WriteTransaction", "paged_leaves"]
+__all__ = ["ABANDONED_AFTER", "KeyRow", "LeafRow", "Remembered", "Store", "WriteTransaction", "paged_leaves"]
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,16 @@ class KeyRow:
 
 @dataclass(frozen=True)
 class Remembered:
-    """What an Idempotency-Key already holds: the request it came with, and its answer if done."""
+    """What an Idempotency-Key already holds: the request it came with, its answer if one
+    was stored, and the seq of the event it recorded once that committed."""
 
     request_hash: str
     status: int | None
     body: bytes | None
+    seq: int | None = None
+
+
+ABANDONED_AFTER = timedelta(minutes=2)  # a claim with nothing recorded this long after is taken over
 
 
 class WriteTransaction(Protocol):
@@ -67,6 +72,10 @@ class WriteTransaction(Protocol):
 
     async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
         """Events with start <= seq < end, in seq order, as this transaction sees them."""
+        ...
+
+    async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
+        """Record, with the events, the seq each claimed (scope, Idempotency-Key) recorded."""
         ...
 
     # -- stored projections (ledger/versions.py), written in the same transaction as events
@@ -157,7 +166,10 @@ class Store(Protocol):
         """Every stored version, ordered by kind, id and from_seq (for checks)."""
         ...
 
-    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None: ...
+    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
+        """Claim ``key`` for a new request (None), or return what an earlier claim holds; a
+        claim that recorded nothing and has no answer ABANDONED_AFTER on is taken over."""
+        ...
 
     async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None: ...
 

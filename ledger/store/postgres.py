@@ -12,7 +12,7 @@ import asyncpg
 from ledger.errors import Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.postgres_projections import PostgresProjectionReads, PostgresProjectionWrites
 from ledger.tokens import TokenRecord
@@ -57,6 +57,13 @@ class _Write(PostgresProjectionWrites):
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
+
+    async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
+        await self._conn.execute(
+            "UPDATE idempotency SET seq = c.seq FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(scope, key, seq)"
+            " WHERE idempotency.scope = c.scope AND idempotency.key = c.key",
+            [c[0] for c in claims], [c[1] for c in claims], [c[2] for c in claims],
+        )  # fmt: skip
 
     async def add_key(self, key: KeyRow) -> None:
         await self._conn.execute(
@@ -258,20 +265,22 @@ class PostgresStore(PostgresProjectionReads):
     # -- idempotency ------------------------------------------------------------------------
 
     async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
-        """Claim ``key`` for a new request, or return what an earlier claim holds."""
         async with _reachable(self.url), self._pool.acquire() as conn:
-            claimed = await conn.execute(
-                "INSERT INTO idempotency (scope, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                scope, key, request_hash,
+            claimed = await conn.fetchrow(
+                "INSERT INTO idempotency (scope, key, request_hash) VALUES ($1, $2, $3)"
+                " ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()"
+                " WHERE idempotency.status IS NULL AND idempotency.seq IS NULL"
+                " AND idempotency.created_at < now() - $4::interval RETURNING 1",
+                scope, key, request_hash, ABANDONED_AFTER,
             )  # fmt: skip
-            if claimed == "INSERT 0 1":
+            if claimed is not None:
                 return None
             row = await conn.fetchrow(
-                "SELECT request_hash, status, body FROM idempotency WHERE scope = $1 AND key = $2", scope, key
+                "SELECT request_hash, status, body, seq FROM idempotency WHERE scope = $1 AND key = $2", scope, key
             )
         assert row is not None
         body = bytes(row["body"]) if row["body"] is not None else None
-        return Remembered(row["request_hash"], row["status"], body)
+        return Remembered(row["request_hash"], row["status"], body, row["seq"])
 
     async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
         """Store the answer to a claimed key; ``status`` None releases the claim (the request failed)."""

@@ -13,7 +13,7 @@ import aiosqlite
 from ledger.errors import Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.sqlite_projections import SqliteProjectionReads, SqliteProjectionWrites
 from ledger.tokens import TokenRecord
@@ -43,6 +43,12 @@ class _Write(SqliteProjectionWrites):
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
+
+    async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
+        await self._conn.executemany(
+            "UPDATE idempotency SET seq = ? WHERE scope = ? AND key = ?",
+            [(seq, scope, key) for scope, key, seq in claims],
+        )
 
     async def add_key(self, key: KeyRow) -> None:
         await self._conn.execute(
@@ -225,20 +231,25 @@ class SqliteStore(SqliteProjectionReads):
     # -- idempotency ------------------------------------------------------------------------
 
     async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
-        """Claim ``key`` for a new request, or return what an earlier claim holds."""
+        abandoned = f"-{ABANDONED_AFTER.total_seconds():.0f} seconds"
         async with self.write():
             cursor = await self._conn.execute(
-                "INSERT INTO idempotency (scope, key, request_hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (scope, key, request_hash),
+                "INSERT INTO idempotency (scope, key, request_hash) VALUES (?, ?, ?)"
+                " ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash,"
+                " created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+                " WHERE idempotency.status IS NULL AND idempotency.seq IS NULL"
+                " AND idempotency.created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (scope, key, request_hash, abandoned),
             )
             if cursor.rowcount == 1:
                 return None
             rows = await _fetch(
                 self._conn,
-                "SELECT request_hash, status, body FROM idempotency WHERE scope = ? AND key = ?",
+                "SELECT request_hash, status, body, seq FROM idempotency WHERE scope = ? AND key = ?",
                 (scope, key),
             )
-        return Remembered(rows[0][0], rows[0][1], _blob(rows[0][2]) if rows[0][2] is not None else None)
+        hash_, status, body, seq = rows[0]
+        return Remembered(hash_, status, _blob(body) if body is not None else None, seq)
 
     async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
         """Store the answer to a claimed key; ``status`` None releases the claim (the request failed)."""

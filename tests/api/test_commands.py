@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from typing import Any
 
 import pytest
 
 from ledger import schemas
+from ledger.policy import IssuePolicy
+from ledger.service import LedgerService
 from ledger.store import Store
+from ledger.tokens import hash_token
+from ledger.writer import Writer
 from tests.api.conftest import Client, problem_of
 
 POLICY = "POL-2023-TIKTOK"
@@ -125,3 +131,22 @@ async def test_a_refused_command_does_not_use_up_its_idempotency_key(
     await issue(client, tokens)
     response = await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers)
     assert response.status == 201
+
+
+async def test_a_retry_after_a_crash_between_commit_and_answer_replays_the_recorded_event(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store, writer: Writer
+) -> None:
+    raw = json.dumps({"id": POLICY, "data": example("policy.issued/1")}).encode()
+    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-crash", "Content-Type": "application/json"}
+    token = await store.find_token(hash_token(headers["Authorization"].removeprefix("Bearer ")))
+    assert token is not None
+    # What the first request did before the process died: claim the key, record the event.
+    await store.claim_idempotency(token.id, "k-crash", hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest())
+    service = LedgerService(store, writer)
+    first = await service.execute(IssuePolicy(POLICY, example("policy.issued/1")), "policy-officer-1",
+                                  "policy-officer", (token.id, "k-crash"))  # fmt: skip
+    retry = await client.post("/v1/policies", data=raw, headers=headers)
+    assert retry.status == 201, await retry.text()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert (await retry.json())["seq"] == first[-1].seq
+    assert await store.log_size() == 1
