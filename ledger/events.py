@@ -92,6 +92,7 @@ class Draft:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     disclosures: tuple[Disclosure, ...] = ()
     claim: tuple[str, str] | None = None  # (scope, Idempotency-Key) whose request this event answers
+    requires: tuple[tuple[str, int], ...] = ()  # other streams that must still be at these versions
 
     @property
     def schema(self) -> str:
@@ -146,6 +147,9 @@ def check_draft(draft: Draft, origin: str) -> Checked:
         raise InvalidInput(f"actor role {draft.actor['role']!r} is not a role name", pointer="/actor/role")
     if draft.expected_version is not None and draft.expected_version < 0:
         raise InvalidInput("expected version must be 0 or more", pointer="/expected_version")
+    for stream, version in draft.requires:
+        if not _STREAM.fullmatch(stream) or version < 0:
+            raise InvalidInput(f"required stream {stream!r} at version {version} is not a stream and version")
     checked = Checked(draft, canonical(draft.data), canonical(dict(draft.actor)))
     widest = widest_size(checked, origin)
     if widest > MAX_EVENT_BYTES:

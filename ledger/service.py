@@ -110,7 +110,8 @@ class LedgerService:
         actor = {"id": actor_id, "role": actor_role}
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                drafts = [_draft(new, actor) for new in await self._decide(command)]
+                decided, requires = await self._decide(command)
+                drafts = [replace(_draft(new, actor), requires=requires) for new in decided]
                 if drafts:
                     drafts[-1] = replace(drafts[-1], claim=claim)
                 return [await self._writer.append(draft) for draft in drafts]
@@ -119,16 +120,19 @@ class LedgerService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _decide(self, command: Command) -> tuple[NewEvent, ...]:
+    async def _decide(self, command: Command) -> tuple[tuple[NewEvent, ...], tuple[tuple[str, int], ...]]:
+        """The events ``command`` records, and the other stream they were decided on: an
+        exemption's policy must not move (be lifted, say) before they are recorded."""
         if isinstance(command, PolicyCommand):
-            return decide_policy(await self._policy(command.policy_id), command)
+            return decide_policy(await self._policy(command.policy_id), command), ()
         exemption = fold_exemption(await self._events(exemption_stream(command.exemption_id)))
         if isinstance(command, GrantExemption):
             policy_id: str | None = command.policy_id
         else:  # a change: the policy the exemption was granted under
             policy_id = None if exemption is None else exemption.policy_id
         policy = None if policy_id is None else await self._policy(policy_id)
-        return decide_exemption(policy, exemption, command, self._clock())
+        decided = decide_exemption(policy, exemption, command, self._clock())
+        return decided, ((policy_stream(policy.policy_id), policy.version),) if policy is not None else ()
 
     async def _policy(self, policy_id: str) -> PolicyState | None:
         return fold_policy(await self._events(policy_stream(policy_id)))

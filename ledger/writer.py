@@ -186,7 +186,8 @@ class Writer:
         return _Head(size, tuple(nodes[k] for k in keys), nodes[last_leaf[0]] if size else ZERO_HASH)
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
-        size, versions = await tx.head(sorted({p.checked.draft.stream for p in batch}))
+        streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
+        size, versions = await tx.head(sorted(streams))
         head = await self._load_head(tx, size)
         new_head, outcomes, nodes = self._seal(batch, head, versions, format_time(self._clock()))
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
@@ -222,6 +223,12 @@ class Writer:
             current = versions.get(draft.stream, 0)
             if draft.expected_version is not None and draft.expected_version != current:
                 stale = f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"
+                outcomes.append(VersionConflict(stale))
+                continue
+            moved = [(s, v) for s, v in draft.requires if versions.get(s, 0) != v]
+            if moved:
+                stream, seen = moved[0]
+                stale = f"{stream} moved on from version {seen} while this was decided; reload and retry"
                 outcomes.append(VersionConflict(stale))
                 continue
             versions[draft.stream] = current + 1

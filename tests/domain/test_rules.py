@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ledger.errors import Forbidden, LedgerError, NotFound, RuleViolation, VersionConflict
-from ledger.events import Recorded
+from ledger.events import Recorded, decode_leaf
 from ledger.policy import (
     AmendExemption,
     AmendPolicy,
@@ -20,9 +20,11 @@ from ledger.policy import (
     RenewExemption,
     ReviewPolicy,
     RevokeExemption,
+    decide_policy,
     required_role,
 )
 from ledger.projector import NAME
+from ledger.service import LedgerService, _draft
 from tests.domain.commands import at, ban, grant, lift, renew, review, revoke
 from tests.domain.conftest import Ledger
 
@@ -211,3 +213,35 @@ async def test_concurrent_commands_on_one_stream_are_retried_and_all_recorded(le
     reviews = [ReviewPolicy(P, review()) for _ in range(3)]
     recorded = await asyncio.gather(*(run(ledger, r) for r in reviews))
     assert sorted(e.version for batch in recorded for e in batch) == [2, 3, 4]
+
+
+class LiftedWhileDeciding(LedgerService):
+    """A service whose policy is lifted by another officer just after it decides, once."""
+
+    lifted = False
+
+    async def _decide(self, command: Command) -> Any:
+        decided = await super()._decide(command)
+        if not self.lifted:
+            self.lifted = True
+            await self._writer.append(_draft(decide_policy(await self._policy(P), LiftPolicy(P, lift()))[0],
+                                             {"id": "other-officer", "role": "policy-officer"}))  # fmt: skip
+        return decided
+
+
+async def test_a_grant_decided_while_its_policy_is_lifted_is_refused(ledger: Ledger) -> None:
+    await run(ledger, ISSUE)
+    racing = LiftedWhileDeciding(ledger.store, ledger.writer, clock=ledger.clock)
+    with pytest.raises(RuleViolation, match=f"policy {P} was lifted"):
+        await racing.execute(GRANT, "tester", "security-officer")
+    assert await ledger.store.stream_leaves(f"exemption/{E}") == []
+
+
+async def test_concurrent_grants_and_a_lift_never_leave_an_exemption_granted_after_the_lift(ledger: Ledger) -> None:
+    await run(ledger, ISSUE)
+    grants = [GrantExemption(f"EX-{i}", P, grant(account=f"a-{i}")) for i in range(8)]
+    commands = [*grants[:4], LiftPolicy(P, lift()), *grants[4:]]
+    await asyncio.gather(*(run(ledger, c) for c in commands), return_exceptions=True)
+    log = [decode_leaf(r.leaf, r.seq) for r in await ledger.store.read_leaves(0, await ledger.store.log_size())]
+    lifted_at = next(e["seq"] for e in log if e["type"] == "policy.lifted")
+    assert all(e["seq"] < lifted_at for e in log if e["type"] == "exemption.granted")

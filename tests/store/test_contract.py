@@ -64,6 +64,15 @@ async def test_stale_expected_version_is_refused_and_writes_nothing(writer: Writ
     assert await store.log_size() == 1
 
 
+async def test_a_draft_requiring_another_stream_at_a_version_it_left_is_refused(writer: Writer, store: Store) -> None:
+    await writer.append(draft(stream="policy/A"))
+    await writer.append(draft(stream="policy/A"))
+    with pytest.raises(VersionConflict, match="policy/A moved on from version 1"):
+        await writer.append(draft(stream="exemption/E", requires=(("policy/A", 1),)))
+    assert await store.log_size() == 2
+    assert (await writer.append(draft(stream="exemption/E", requires=(("policy/A", 2),)))).seq == 2
+
+
 async def test_matching_expected_version_is_appended(writer: Writer) -> None:
     await writer.append(draft())
     assert (await writer.append(draft(expected_version=1))).version == 2
