@@ -72,6 +72,9 @@ def _http_problem(request: web.Request, e: web.HTTPException) -> web.Response:
     return response
 
 
+CLIENT_CLOSED = 499  # as nginx logs it: the answer has nobody to go to
+
+
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -84,6 +87,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if e.status < HTTPStatus.BAD_REQUEST:
             raise
         return _http_problem(request, e)
+    except ConnectionResetError:  # the client left before its request was read: nobody to answer
+        log.info("client_disconnected")
+        return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
     except Exception:
         log.exception("unhandled_error")
         detail = f"an unexpected error occurred; quote request id {request.get(REQUEST_ID)} to the operator"

@@ -3,10 +3,12 @@
     python -m bench.http [--seconds 10] [--connections 64] [--url POSTGRES_URL]
 
 Starts ``bench.bare_server`` and then ``policy-ledger serve`` (on a scratch PostgreSQL
-schema, holding the demo story), each as its own process, and drives them from this
-process with an aiohttp load generator over 64 keep-alive connections: single-event
-appends (POST /v1/policies), decisions (GET /v1/decisions) and inclusion proofs. Prints
-requests/s and p50/p99 latency, and each rate as a ratio to the bare handler.
+schema, holding the demo story), each as its own process, and drives them over 64
+keep-alive connections with ``wrk`` (Debian's package; one thread, Lua scripts for
+unique ids) when it is installed, else with an aiohttp load generator in this process
+(which takes a core's share itself): single-event appends (POST /v1/policies),
+decisions (GET /v1/decisions) and inclusion proofs. Prints requests/s and p50/p99
+latency, and each rate as a ratio to the bare handler.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import argparse
 import asyncio
 import copy
 import itertools
+import json
 import os
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -78,6 +83,48 @@ async def load(make: Request, connections: int, seconds: float) -> tuple[float, 
     return len(latencies) / elapsed, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000, errors[0]
 
 
+_WRK_SCRIPT = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local n = 0
+function request()
+  n = n + 1
+  return %s
+end
+"""
+
+
+def wrk_script(folder: str, name: str, request: str) -> str:
+    path = Path(folder) / f"{name}.lua"
+    path.write_text(_WRK_SCRIPT % request)
+    return str(path)
+
+
+def lua(text: str) -> str:
+    return f"[==[{text}]==]"
+
+
+async def wrk_load(url: str, script: str, connections: int, seconds: float) -> tuple[float, float, float, int]:
+    """wrk's requests/s, p50 and p99 (ms) and non-2xx answers, from its --latency report."""
+    process = await asyncio.create_subprocess_exec(
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", script, url,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out = (await process.communicate())[0].decode()
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50, p99 = (_ms(re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", out, re.M)) for p in (50, 99))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rate, p50, p99, int(errors.group(1)) if errors else 0
+
+
+def _ms(match: re.Match[str] | None) -> float:
+    assert match is not None, "wrk printed no latency distribution"
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+
 def run_cli(env: dict[str, str], cwd: str, *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "ledger", *args], env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode:
@@ -126,21 +173,38 @@ async def report(bare_port: int, base: str, token: str, connections: int, second
     data["app"] = {"name": f"BenchApp-{run_id}", "vendor": "Bench Ltd"}  # keep TikTok decisions to the story
     auth = {"Authorization": f"Bearer {token}"}
     bare_url = f"http://127.0.0.1:{bare_port}/bare"
-    decision = f"{base}/v1/decisions?app=TikTok&organisation=cabinet-office&device=CO-GCS-TT-001&account=ukgov"
-    cases: list[tuple[str, Request]] = [
-        ("bare aiohttp POST JSON -> 201", lambda h, i: h.post(bare_url, json={"id": f"P-{i}", "data": data})),
-        ("appends  POST /v1/policies", lambda h, i: h.post(f"{base}/v1/policies", headers=auth,
-                                                           json={"id": f"POL-{run_id}-{i}", "data": data})),
-        ("decisions GET /v1/decisions", lambda h, i: h.get(decision)),
-        ("proofs   GET /v1/log/proofs/inclusion",
-         lambda h, i: h.get(f"{base}/v1/log/proofs/inclusion?seq={random.randrange(5)}")),
+    decision = "/v1/decisions?app=TikTok&organisation=cabinet-office&device=CO-GCS-TT-001&account=ukgov"
+    body = json.dumps(data)
+    post = ('wrk.format("POST", %s, {["Content-Type"] = "application/json"%s}, '
+            'string.format(\'{"id":"%s-%%d-%%d","data":%%s}\', tid, n, %s))')  # fmt: skip
+    cases: list[tuple[str, str, Request, str]] = [
+        ("bare aiohttp POST JSON -> 201", bare_url,
+         lambda h, i: h.post(bare_url, json={"id": f"P-{i}", "data": data}),
+         post % (lua("/bare"), "", "P", lua(body))),
+        ("appends  POST /v1/policies", f"{base}/v1/policies",
+         lambda h, i: h.post(f"{base}/v1/policies", headers=auth, json={"id": f"POL-{run_id}-{i}", "data": data}),
+         post % (lua("/v1/policies"), f", [\"Authorization\"] = {lua(auth['Authorization'])}", f"POL-{run_id}",
+                 lua(body))),
+        ("decisions GET /v1/decisions", f"{base}{decision}", lambda h, i: h.get(f"{base}{decision}"),
+         f'wrk.format("GET", {lua(decision)})'),
+        ("proofs   GET /v1/log/proofs/inclusion", f"{base}/v1/log/proofs/inclusion",
+         lambda h, i: h.get(f"{base}/v1/log/proofs/inclusion?seq={random.randrange(5)}"),
+         'wrk.format("GET", "/v1/log/proofs/inclusion?seq=" .. math.random(0, 4))'),
     ]  # fmt: skip
+    use_wrk = shutil.which("wrk") is not None
+    print(f"load generator: {'wrk (one thread)' if use_wrk else 'aiohttp client in this process (no wrk found)'}, "
+          f"{connections} connections, {seconds:.0f} s each")  # fmt: skip
     bare = 0.0
-    for name, make in cases:
-        rate, p50, p99, errors = await load(make, connections, seconds)
-        bare = bare or rate
-        print(f"{name:<40} {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
-              f"  {rate / bare:5.2f}x bare  ({errors} errors)")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        for index, (name, url, make, request) in enumerate(cases):
+            if use_wrk:
+                rate, p50, p99, errors = await wrk_load(url, wrk_script(folder, str(index), request), connections,
+                                                        seconds)  # fmt: skip
+            else:
+                rate, p50, p99, errors = await load(make, connections, seconds)
+            bare = bare or rate
+            print(f"{name:<40} {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+                  f"  {rate / bare:5.2f}x bare  ({errors} errors)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 
@@ -117,3 +118,26 @@ async def test_logs_inside_a_request_carry_its_request_id(client: Client) -> Non
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         await client.get("/test/crash", headers={"X-Request-ID": "req-2"})
     assert {e["event"]: e["request_id"] for e in logs} == {"unhandled_error": "req-2", "request": "req-2"}
+
+
+async def test_a_client_that_leaves_mid_body_is_no_server_error(app: web.Application) -> None:
+    app.router.add_post("/test/echo", echo_size)
+    runner = web.AppRunner(app)  # as served: no handler cancellation, the read fails instead
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with capture_logs() as logs:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /test/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"{" * 10)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.close()
+            for _ in range(50):  # until the server notices the connection is gone
+                if any(e["event"] == "request" for e in logs):
+                    break
+                await asyncio.sleep(0.02)
+        assert [(e["event"], e.get("status")) for e in logs] == [("client_disconnected", None), ("request", 499)]
+    finally:
+        await runner.cleanup()
