@@ -283,10 +283,12 @@ class PostgresStore(PostgresProjectionReads):
         return Remembered(row["request_hash"], row["status"], body, row["seq"])
 
     async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
-        """Store the answer to a claimed key; ``status`` None releases the claim (the request failed)."""
+        """Store the answer to a claimed key; ``status`` None releases a claim that recorded nothing."""
         async with _reachable(self.url):
             if status is None:
-                await self._pool.execute("DELETE FROM idempotency WHERE scope = $1 AND key = $2", scope, key)
+                await self._pool.execute(
+                    "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND seq IS NULL", scope, key
+                )
             else:
                 await self._pool.execute(
                     "UPDATE idempotency SET status = $3, body = $4 WHERE scope = $1 AND key = $2",

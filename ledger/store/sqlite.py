@@ -252,10 +252,12 @@ class SqliteStore(SqliteProjectionReads):
         return Remembered(hash_, status, _blob(body) if body is not None else None, seq)
 
     async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
-        """Store the answer to a claimed key; ``status`` None releases the claim (the request failed)."""
+        """Store the answer to a claimed key; ``status`` None releases a claim that recorded nothing."""
         async with self.write():
             if status is None:
-                await self._conn.execute("DELETE FROM idempotency WHERE scope = ? AND key = ?", (scope, key))
+                await self._conn.execute(
+                    "DELETE FROM idempotency WHERE scope = ? AND key = ? AND seq IS NULL", (scope, key)
+                )
             else:
                 await self._conn.execute(
                     "UPDATE idempotency SET status = ?, body = ? WHERE scope = ? AND key = ?",

@@ -69,3 +69,12 @@ async def test_a_claim_that_recorded_its_event_is_never_taken_over(backend: Back
     assert await backend.store.claim_idempotency("tok-1", "k", "hash-a") == Remembered(
         "hash-a", None, None, recorded.seq
     )
+
+
+async def test_a_claim_whose_event_was_recorded_is_not_released_by_a_later_failure(
+    store: Store, writer: Writer
+) -> None:
+    await store.claim_idempotency("tok-1", "k", "hash-a")
+    recorded = await writer.append(claimed_draft("tok-1", "k"))
+    await store.remember_idempotency("tok-1", "k", None, None)  # the answer failed after the commit
+    assert await store.claim_idempotency("tok-1", "k", "hash-a") == Remembered("hash-a", None, None, recorded.seq)
