@@ -7,6 +7,7 @@ bytes, signature included, are the Merkle leaf. No I/O here.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import uuid
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.canonical import canonical, is_canonical, parse
-from ledger.errors import EventTooLarge, InvalidInput, VerificationError
+from ledger.errors import EventTooLarge, InvalidInput, NotCanonical, VerificationError
 from ledger.merkle import leaf_hash
 from ledger.sensitive import Disclosure
 from ledger.signing import EVENT_CONTEXT, Signer
@@ -124,11 +125,13 @@ def format_time(moment: datetime) -> str:
 
 @dataclass(frozen=True)
 class Checked:
-    """A draft whose data and actor are known to encode; their canonical bytes kept."""
+    """A draft whose data and actor are known to encode: their canonical bytes kept, and
+    the JSON strings of its id, schema, stream and type, ready for the leaf."""
 
     draft: Draft
     data: bytes
     actor: bytes
+    strings: tuple[bytes, bytes, bytes, bytes]
 
 
 def check_draft(draft: Draft, origin: str) -> Checked:
@@ -150,7 +153,8 @@ def check_draft(draft: Draft, origin: str) -> Checked:
     for stream, version in draft.requires:
         if not _STREAM.fullmatch(stream) or version < 0:
             raise InvalidInput(f"required stream {stream!r} at version {version} is not a stream and version")
-    checked = Checked(draft, canonical(draft.data), canonical(dict(draft.actor)))
+    strings = (_string(draft.id), _string(draft.schema), _string(draft.stream), _string(draft.type))
+    checked = Checked(draft, canonical(draft.data), _actor(draft.actor), strings)
     widest = widest_size(checked, origin)
     if widest > MAX_EVENT_BYTES:
         raise EventTooLarge(f"event would be {widest} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON")
@@ -170,9 +174,13 @@ _WIDEST_FIXED = (
 
 def widest_size(checked: Checked, origin: str) -> int:
     """The length of the draft's leaf at the widest seq, version and signature, unbuilt."""
-    draft = checked.draft
-    texts = (draft.id, origin, draft.schema, draft.stream, draft.type)
-    return _WIDEST_FIXED + len(checked.data) + len(checked.actor) + sum(len(_string(t)) for t in texts)
+    fixed = _WIDEST_FIXED + len(_constant(origin)) + len(checked.data) + len(checked.actor)
+    return fixed + sum(len(s) for s in checked.strings)
+
+
+def _actor(actor: Mapping[str, str]) -> bytes:
+    """canonical({"id": ..., "role": ...}) for two strings, written out: its keys are fixed."""
+    return b'{"id":' + _string(actor["id"]) + b',"role":' + _string(actor["role"]) + b"}"
 
 
 def _leaf(
@@ -191,20 +199,20 @@ def _leaf(
     Every top-level key is ASCII and fixed, so sorting them once (here, by hand) and
     joining canonical values gives exactly ``canonical(event)``; tests hold it to that.
     """
-    draft = checked.draft
+    id_, schema, stream, type_ = checked.strings
     fields = [
         (b"actor", checked.actor),
         (b"data", checked.data),
-        (b"id", _string(draft.id)),
-        (b"key_id", _string(key_id)),
-        (b"log", _string(origin)),
-        (b"prev", _string(base64.b64encode(prev).decode())),
-        (b"recorded_at", _string(recorded_at)),
-        (b"schema", _string(draft.schema)),
+        (b"id", id_),
+        (b"key_id", _constant(key_id)),
+        (b"log", _constant(origin)),
+        (b"prev", b'"' + base64.b64encode(prev) + b'"'),
+        (b"recorded_at", _constant(recorded_at)),
+        (b"schema", schema),
         (b"seq", str(seq).encode()),
         (b"sig", _string(sig) if sig is not None else None),
-        (b"stream", _string(draft.stream)),
-        (b"type", _string(draft.type)),
+        (b"stream", stream),
+        (b"type", type_),
         (b"v", str(FORMAT_VERSION).encode()),
         (b"version", str(version).encode()),
     ]
@@ -212,7 +220,17 @@ def _leaf(
 
 
 def _string(text: str) -> bytes:
-    return _encode_str(text).encode("utf-8")
+    """The JSON string of ``text`` as canonical JSON writes it; a lone surrogate is refused."""
+    try:
+        return _encode_str(text).encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotCanonical(f"text {text[:40]!r} holds a lone surrogate, which is not Unicode text") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _constant(text: str) -> bytes:
+    """_string for what repeats from event to event: the origin, the key id, a batch's time."""
+    return _string(text)
 
 
 def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:

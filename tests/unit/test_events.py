@@ -369,3 +369,19 @@ def test_widest_size_is_the_length_of_the_widest_leaf(text: str, stream: str) ->
     widest = _leaf(checked, ORIGIN, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
                    prev=ZERO_HASH, key_id="0" * 8, sig="=" * 88)  # fmt: skip
     assert widest_size(checked, ORIGIN) == len(widest)
+
+
+@given(st.text(min_size=1, max_size=20), st.sampled_from(["policy-officer", "security-officer"]))
+def test_the_actor_is_written_as_canonical_json_writes_it(actor_id: str, role: str) -> None:
+    try:
+        expected = canonical({"id": actor_id, "role": role})
+    except NotCanonical:
+        with pytest.raises(NotCanonical):
+            check_draft(draft(actor={"id": actor_id, "role": role}), ORIGIN)
+        return
+    assert check_draft(draft(actor={"id": actor_id, "role": role}), ORIGIN).actor == expected
+
+
+def test_an_actor_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(NotCanonical, match="lone surrogate"):
+        check_draft(draft(actor={"id": "officer-\ud800", "role": "policy-officer"}), ORIGIN)
