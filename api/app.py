@@ -57,7 +57,7 @@ def _attach(app: web.Application, store: Store, writer: Writer) -> None:
 
 async def _log_resources(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, pool_size=config.db_pool_size)
     try:
         applied = await store.migrate()
         writer = Writer(store, load_signer(config), projectors=[VersionProjector()])

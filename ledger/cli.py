@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="policy-ledger",
         description="A tamper-evident, event-sourced audit ledger for device-security policy.",
         epilog="Configuration comes from LEDGER_DATABASE_URL, LEDGER_ORIGIN, LEDGER_SIGNING_KEY_FILE, "
-        "LEDGER_HOST, LEDGER_PORT and LEDGER_LOG_LEVEL; flags override them.",
+        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL and LEDGER_DB_POOL_SIZE; flags override them.",
     )
     parser.add_argument(
         "--database-url", help="sqlite:///file.db (default: sqlite:///policy-ledger.db) or postgresql://…"

@@ -24,12 +24,16 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"
+    db_pool_size: int = 20  # PostgreSQL connections the service may hold
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
         port = env.get("LEDGER_PORT", "8080")
         if not port.isdigit():
             raise InvalidInput(f"LEDGER_PORT={port!r} is not a port number")
+        pool = env.get("LEDGER_DB_POOL_SIZE", "20")
+        if not pool.isdigit() or not 1 <= int(pool) <= 1000:
+            raise InvalidInput(f"LEDGER_DB_POOL_SIZE={pool!r} must be a whole number from 1 to 1000")
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
             origin=env.get("LEDGER_ORIGIN", DEFAULT_ORIGIN),
@@ -37,6 +41,7 @@ class Config:
             host=env.get("LEDGER_HOST", "127.0.0.1"),
             port=int(port),
             log_level=env.get("LEDGER_LOG_LEVEL", "info"),
+            db_pool_size=int(pool),
         )
 
     def with_overrides(self, **values: object) -> Config:

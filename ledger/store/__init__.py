@@ -8,12 +8,13 @@ from ledger.store.base import KeyRow, LeafRow, Store, WriteTransaction
 __all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "open_store"]
 
 
-async def open_store(url: str) -> Store:
-    """Open the store a database URL names: ``postgresql://…`` or ``sqlite:///file.db``."""
+async def open_store(url: str, *, pool_size: int = 10) -> Store:
+    """Open the store a database URL names: ``postgresql://…`` (a pool of up to
+    ``pool_size`` connections) or ``sqlite:///file.db`` (one connection)."""
     if url.startswith(("postgresql://", "postgres://")):
         from ledger.store.postgres import PostgresStore
 
-        return await PostgresStore.open(url)
+        return await PostgresStore.open(url, max_size=pool_size)
     if url.startswith("sqlite:"):
         from ledger.store.sqlite import SqliteStore
 

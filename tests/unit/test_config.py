@@ -1,0 +1,28 @@
+"""Configuration from the environment: defaults, and a clear refusal of what cannot be used."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.config import Config
+from ledger.errors import InvalidInput
+
+
+def test_an_empty_environment_gives_the_sqlite_default_and_a_pool_of_20() -> None:
+    config = Config.from_env({})
+    assert (config.database_url, config.port, config.db_pool_size) == ("sqlite:///policy-ledger.db", 8080, 20)
+
+
+def test_the_pool_size_comes_from_ledger_db_pool_size() -> None:
+    assert Config.from_env({"LEDGER_DB_POOL_SIZE": "48"}).db_pool_size == 48
+
+
+@pytest.mark.parametrize("size", ["0", "-3", "twenty", "1001"])
+def test_a_pool_size_that_cannot_be_used_is_refused_saying_what_is_allowed(size: str) -> None:
+    with pytest.raises(InvalidInput, match="must be a whole number from 1 to 1000"):
+        Config.from_env({"LEDGER_DB_POOL_SIZE": size})
+
+
+def test_a_port_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="not a port number"):
+        Config.from_env({"LEDGER_PORT": "http"})
