@@ -113,8 +113,9 @@ def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
     lines = body.split("\n")
     if len(lines) < 3 or lines[0] != key.name:
         raise BundleError(f"the checkpoint is not for the log {key.name!r}")
-    if not lines[1].isdigit() or (lines[1] != "0" and lines[1].startswith("0")):
-        raise BundleError("the checkpoint's tree size is not a decimal number")
+    size = lines[1]
+    if not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")) or int(size) >= 2**64:
+        raise BundleError("the checkpoint's tree size is not a decimal number below 2^64")
     root = _b64(lines[2], "the checkpoint's root hash")
     if len(root) != 32:
         raise BundleError("the checkpoint's root hash is not 32 bytes")

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ledger import offline
 from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.note import sign_note
 from ledger.offline import BundleError, open_checkpoint, parse_vkey, root_from_inclusion
 from ledger.signing import Signer
 from tests.unit.test_canonical import astral_keys, json_values
@@ -89,6 +90,14 @@ def test_a_checkpoint_signed_by_the_service_opens_with_its_published_key(signer:
 def test_a_checkpoint_with_a_changed_size_does_not_open(signer: Signer) -> None:
     note = sign_checkpoint(Checkpoint(signer.name, 7, bytes(32)), signer).decode().replace("\n7\n", "\n8\n", 1)
     with pytest.raises(BundleError, match="no valid signature"):
+        open_checkpoint(note, parse_vkey(signer.verifier.vkey))
+
+
+@pytest.mark.parametrize("size", ["\u0663", "07", str(2**64)], ids=["arabic-indic-digit", "leading-zero", "2^64"])
+def test_a_checkpoint_whose_size_is_not_plain_decimal_does_not_open(signer: Signer, size: str) -> None:
+    body = f"{signer.name}\n{size}\n{base64.b64encode(bytes(32)).decode()}\n"
+    note = sign_note(body, [signer]).encode().decode()
+    with pytest.raises(BundleError, match="tree size is not a decimal number"):
         open_checkpoint(note, parse_vkey(signer.verifier.vkey))
 
 
