@@ -535,6 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (BundleError, OSError) as e:
         print(f"NOT VERIFIED: {e}", file=sys.stderr)
         return 1
+    except Exception as e:  # a shape no check foresaw: still a failure, never a traceback
+        print(f"NOT VERIFIED: the file could not be checked ({type(e).__name__}: {e})", file=sys.stderr)
+        return 1
     return 0
 
 
