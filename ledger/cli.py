@@ -73,9 +73,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a checkpoint saved earlier: the log must extend it; the new one is saved there",
     )
-    verify.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
-    verify.add_argument("--bundle", type=Path, metavar="FILE", help="verify an export bundle offline (needs --key)")
-    verify.add_argument("--receipt", type=Path, metavar="FILE", help="verify a receipt offline (needs --key)")
+    source = verify.add_mutually_exclusive_group()
+    source.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
+    source.add_argument("--bundle", type=Path, metavar="FILE", help="verify an export bundle offline (needs --key)")
+    source.add_argument("--receipt", type=Path, metavar="FILE", help="verify a receipt offline (needs --key)")
     verify.add_argument("--workers", type=int, help="processes checking signatures (default: one per core)")
 
     export = sub.add_parser(
@@ -119,7 +120,11 @@ def _verify_offline(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     try:
-        bundle = offline.verify_bundle(args.bundle.read_bytes(), offline.parse_vkey(offline.read_key(args.key)))
+        raw = args.bundle.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"cannot read the bundle {args.bundle}: {e.strerror}") from None
+    try:
+        bundle = offline.verify_bundle(raw, offline.parse_vkey(offline.read_key(args.key)))
     except offline.BundleError as e:
         raise VerificationError(f"the bundle does not verify, so no report was written: {e}") from None
     if args.html:

@@ -78,3 +78,15 @@ def test_the_verifier_file_alone_checks_a_bundle(answered: Path, tmp_path: Path)
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Released and checked against their digests: 4 fields" in result.stdout
+
+
+def test_report_of_a_missing_file_says_so(answered: Path) -> None:
+    result = cli(answered, "report", "--bundle", "nowhere.json", "--key", "log.vkey", "--csv", "r2.csv")
+    assert result.returncode == 2
+    assert "cannot read the bundle nowhere.json: No such file or directory" in result.stderr
+
+
+def test_verify_takes_one_source_at_a_time(answered: Path) -> None:
+    result = cli(answered, "verify", "--bundle", "public.json", "--receipt", "r.json", "--key", "log.vkey")
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
