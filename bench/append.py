@@ -49,13 +49,16 @@ async def latency(url: str, rate: int, seconds: float) -> tuple[float, float, fl
             await writer.append(sample_draft(i))
             latencies.append(time.perf_counter() - start)
 
-        tasks, begin, total = [], time.perf_counter(), int(rate * seconds)
+        running: set[asyncio.Task[None]] = set()  # as a server, forget each append once answered
+        begin, total = time.perf_counter(), int(rate * seconds)
         for i in range(total):  # open loop: offer appends on a fixed schedule
             delay = begin + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*tasks)
+            task = asyncio.create_task(one(i))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await asyncio.gather(*running)
         achieved = total / (time.perf_counter() - begin)
         await writer.close()
         return achieved, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
