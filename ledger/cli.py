@@ -1,7 +1,7 @@
 """The ``policy-ledger`` command line: its arguments, and what each command runs.
 
 Offline checks (``verify --bundle``/``--receipt``, ``report``) need only the standalone
-verifier; every other command's code is in ledger/commands.py, imported when it runs.
+verifier; every other command's code is in ledger/cli_commands.py, imported when it runs.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             run(config)
             return 0
-        from ledger.commands import COMMANDS
+        from ledger.cli_commands import COMMANDS
 
         return asyncio.run(COMMANDS[args.command](args, config))
     except VerificationError as e:
