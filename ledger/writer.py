@@ -21,7 +21,7 @@ import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import LedgerError, Unavailable, VersionConflict
-from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, format_time, seal_event
+from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, decode_leaf, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.signing import Signer
 from ledger.store.base import KeyRow, Store, WriteTransaction
@@ -50,6 +50,7 @@ class _Head:
     size: int
     frontier: tuple[bytes, ...]
     last_leaf_hash: bytes
+    recorded_at: str  # of the last event ("" for none): no later event is recorded earlier
 
 
 class Writer:
@@ -179,11 +180,14 @@ class Writer:
         if self._head is not None and self._head.size == size:
             return self._head
         keys = frontier_keys(size)
-        last_leaf = [(0, size - 1)] if size else []
-        nodes = await tx.read_nodes(keys + last_leaf)
-        if len(nodes) != len(set(keys + last_leaf)):
+        nodes = await tx.read_nodes(keys)
+        last = await tx.read_leaves(size - 1, size) if size else []
+        if len(nodes) != len(keys) or len(last) != (1 if size else 0):
             raise Unavailable(f"stored tree nodes for size {size} are missing; the database is damaged")
-        return _Head(size, tuple(nodes[k] for k in keys), nodes[last_leaf[0]] if size else ZERO_HASH)
+        if not last:
+            return _Head(0, (), ZERO_HASH, "")
+        recorded_at = str(decode_leaf(last[0].leaf, size - 1)["recorded_at"])
+        return _Head(size, tuple(nodes[k] for k in keys), last[0].leaf_hash, recorded_at)
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
@@ -216,6 +220,7 @@ class Writer:
     ) -> tuple[_Head, list[Recorded | Exception], list[tuple[NodeKey, bytes]]]:
         """Give each draft its seq, version and ``prev``, and sign it; refuse stale versions."""
         frontier, prev, size = list(head.frontier), head.last_leaf_hash, head.size
+        now = max(now, head.recorded_at)  # a clock stepped back must not make time run backwards in the log
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
         for pending in batch:
@@ -236,7 +241,7 @@ class Writer:
             nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
             prev, size = event.leaf_hash, size + 1
             outcomes.append(event)
-        return _Head(size, tuple(frontier), prev), outcomes, nodes
+        return _Head(size, tuple(frontier), prev, now if size > head.size else head.recorded_at), outcomes, nodes
 
     def _maybe_checkpoint(self, head: _Head) -> tuple[int, bytes] | None:
         if time.monotonic() - self._checkpointed_at < self._checkpoint_interval:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +12,7 @@ from ledger import merkle, proofs
 from ledger.auditing import audit_store
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import EventTooLarge, InvalidInput, NotCanonical, NotFound, VersionConflict
-from ledger.events import MAX_EVENT_BYTES, ZERO_HASH, Disclosure, Draft
+from ledger.events import MAX_EVENT_BYTES, ZERO_HASH, Disclosure, Draft, format_time
 from ledger.signing import Signer
 from ledger.store.base import Store
 from ledger.store.migrations import migrations
@@ -127,6 +128,22 @@ async def test_a_proof_beyond_the_log_is_not_found(writer: Writer, store: Store)
 async def test_signing_key_is_recorded_from_the_seq_it_starts_at(writer: Writer, store: Store, signer: Signer) -> None:
     [key] = await store.keys()
     assert (key.key_id, key.vkey, key.from_seq) == (signer.key_id.hex(), signer.verifier.vkey, 0)
+
+
+async def test_recorded_time_never_runs_backwards_when_a_clock_steps_back(backend: Backend, signer: Signer) -> None:
+    late, early = datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 5, 1, tzinfo=UTC)
+    clock = [late]
+    writer = Writer(backend.store, signer, clock=lambda: clock[0])
+    await writer.start()
+    first = await writer.append(draft())
+    clock[0] = early
+    second = await writer.append(draft())
+    await writer.close()
+    restarted = Writer(backend.store, signer, clock=lambda: early)  # a new process: the end is read back
+    await restarted.start()
+    third = await restarted.append(draft())
+    await restarted.close()
+    assert [e.event["recorded_at"] for e in (first, second, third)] == [format_time(late)] * 3
 
 
 async def test_a_second_writer_continues_the_same_chain(backend: Backend, signer: Signer) -> None:
