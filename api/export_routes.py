@@ -2,7 +2,8 @@
 
 The body names what to export and which categories of sealed fields to release:
 ``{"selection": {"policy": ID} | {"from": TIME, "to": TIME} | {"log": true},
-"release": ["national-security", ...]}``. The answer is the bundle (docs/bundles.md).
+"release": ["national-security", ...]}``. The answer is the bundle file (docs/bundles.md),
+gzip-compressed JSON, as ``policy-ledger export`` writes it.
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ async def export(request: web.Request) -> web.Response:
     selection, release = _selection(body.get("selection")), _release(body.get("release", []))
     bundle = await exporting.export(request.app[STORE], request.app[WRITER].signer, selection, release,
                                     principal.actor, datetime.now(UTC), max_events=MAX_EXPORT_EVENTS)  # fmt: skip
-    encoded = await asyncio.to_thread(encode, bundle)  # megabytes of JSON: not on the event loop
-    response = web.Response(body=encoded, content_type="application/json")
+    encoded = await asyncio.to_thread(encode, bundle, compress=True)  # megabytes: not on the event loop
+    response = web.Response(body=encoded, content_type="application/gzip")
     stamp = bundle["manifest"]["exported_at"][:19].replace(":", "")
-    response.headers["Content-Disposition"] = f'attachment; filename="policy-ledger-bundle-{stamp}.json"'
-    response.enable_compression()
+    response.headers["Content-Disposition"] = f'attachment; filename="policy-ledger-bundle-{stamp}.json.gz"'
     return response
 
 

@@ -131,7 +131,8 @@ def _export() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": body, "example": EXPORT_EXAMPLE}}},
-        "responses": {"200": {"description": "the bundle (docs/bundles.md)", "content": _json("Object")},
+        "responses": {"200": {"description": "the bundle file (docs/bundles.md), gzip-compressed JSON",
+                              "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
                       **_errors("400", "401", "403", "404", "413", "503")},
     }  # fmt: skip
 

@@ -37,7 +37,9 @@ async def test_an_auditor_gets_a_bundle_that_verifies_offline(
 ) -> None:
     response = await export(client, tokens["auditor"])
     assert response.status == 200
+    assert response.content_type == "application/gzip"
     assert response.headers["Content-Disposition"].startswith('attachment; filename="policy-ledger-bundle-')
+    assert response.headers["Content-Disposition"].endswith('.json.gz"')
     bundle = verify_bundle(await response.read(), parse_vkey(signer.verifier.vkey))
     assert bundle.manifest["exported_by"] == {"id": "auditor-1", "role": "auditor"}
     assert bundle.manifest["released"] == ["national-security"]

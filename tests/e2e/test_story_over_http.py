@@ -59,7 +59,11 @@ async def test_the_story_over_http(tmp_path: Path, database_url: str) -> None:
             vkey = await answer_foi(http, tokens, tmp_path)
         verified = await cli(env, tmp_path, "verify", "--url", server.url)
         assert verified.returncode == 0, verified.stderr
-        for option, name in (("--bundle", "public.json"), ("--bundle", "full.json"), ("--receipt", "receipt.json")):
+        for option, name in (
+            ("--bundle", "public.json.gz"),
+            ("--bundle", "full.json.gz"),
+            ("--receipt", "receipt.json"),
+        ):
             checked = await cli(env, tmp_path, "verify", option, name, "--key", vkey)
             assert checked.returncode == 0, f"{name}: {checked.stderr}"
             assert checked.stdout.startswith("VERIFIED")
@@ -128,7 +132,7 @@ async def ask(http: aiohttp.ClientSession, tokens: dict[str, dict[str, str]]) ->
 
 async def answer_foi(http: aiohttp.ClientSession, tokens: dict[str, dict[str, str]], folder: Path) -> str:
     """The auditor exports the ban twice; a security team keeps a receipt; returns the log's key."""
-    for name, release in (("public.json", []), ("full.json", ["national-security", "personal-data"])):
+    for name, release in (("public.json.gz", []), ("full.json.gz", ["national-security", "personal-data"])):
         body = {"selection": {"policy": POLICY}, "release": release}
         async with http.post("/v1/exports", json=body, headers=tokens["auditor"]) as response:
             assert response.status == 200, await response.text()
