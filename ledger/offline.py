@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import gzip
+import contextlib
 import hashlib
 import itertools
 import json
 import os
+import re
 import sys
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +61,9 @@ EVENT_CONTEXT = b"policy-ledger/event/v1\n"
 MANIFEST_CONTEXT = b"policy-ledger/bundle-manifest/v1\n"
 ZERO_HASH = bytes(32)
 ED25519_ALG = 0x01
+MAX_SAFE_INTEGER = 2**53 - 1
+_SIGNATURE_LINE = re.compile("\u2014 ([^ +\n]+) ([A-Za-z0-9+/]+=*)")
+MAX_DOCUMENT_BYTES = 1 << 30  # a bundle of 10,000 events is about 18 MB
 
 
 class BundleError(Exception):
@@ -107,9 +112,7 @@ def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
     body, sep, signatures = note.rpartition("\n\n")
     if not sep or not note.endswith("\n"):
         raise BundleError("the checkpoint is not a signed note (text, a blank line, signature lines)")
-    text = body + "\n"
-    if not any(_note_signature_ok(line, text, key) for line in signatures.splitlines()):
-        raise BundleError(f"the checkpoint carries no valid signature by the log key {key.name}+{key.key_id_hex}")
+    _check_signatures(body + "\n", signatures[:-1].split("\n"), key)
     lines = body.split("\n")
     if len(lines) < 3 or lines[0] != key.name:
         raise BundleError(f"the checkpoint is not for the log {key.name!r}")
@@ -122,18 +125,32 @@ def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
     return Checkpoint(lines[0], int(lines[1]), root, note)
 
 
-def _note_signature_ok(line: str, text: str, key: LogKey) -> bool:
-    prefix = f"\u2014 {key.name} "
-    if not line.startswith(prefix):
-        return False
+def _check_signatures(text: str, lines: list[str], key: LogKey) -> None:
+    """Every line is a signature line; the log key's verifies; others (witnesses) are skipped."""
+    signed = False
+    for line in lines:
+        match = _SIGNATURE_LINE.fullmatch(line)
+        try:
+            raw = base64.b64decode(match.group(2), validate=True) if match else b""
+        except binascii.Error:
+            raw = b""
+        if match is None or len(raw) < 5:
+            raise BundleError("the checkpoint holds a line after its text that is not a signature line")
+        if match.group(1) != key.name or raw[:4] != key.key_id:
+            continue
+        if not _signature_ok(key, raw[4:], text.encode()):
+            raise BundleError(
+                f"the checkpoint carries no valid signature by the log key {key.name}+{key.key_id_hex}: "
+                "the one there does not verify, so the checkpoint was altered"
+            )
+        signed = True
+    if not signed:
+        raise BundleError(f"the checkpoint carries no valid signature by the log key {key.name}+{key.key_id_hex}")
+
+
+def _signature_ok(key: LogKey, signature: bytes, message: bytes) -> bool:
     try:
-        raw = base64.b64decode(line[len(prefix) :], validate=True)
-    except binascii.Error:
-        return False
-    if raw[:4] != key.key_id or len(raw) != 68:
-        return False
-    try:
-        key.public_key.verify(raw[4:], text.encode())
+        key.public_key.verify(signature, message)
     except InvalidSignature:
         return False
     return True
@@ -189,8 +206,12 @@ def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], key: LogKey, chec
     event = _decode(leaf, f"seq {seq}")
     if not isinstance(event, dict) or _canonical(event) != leaf:
         raise BundleError(f"seq {seq}: the event is not in canonical JSON form, as every recorded event is")
-    if event.get("v") != 1 or event.get("log") != key.name or event.get("seq") != seq:
+    if not (_is_int(event.get("v"), 1) and event.get("log") == key.name and _is_int(event.get("seq"), seq)):
         raise BundleError(f"seq {seq}: the event does not say it is seq {seq} of log {key.name!r} (format 1)")
+    if not (isinstance(event.get("stream"), str) and isinstance(event.get("schema"), str)):
+        raise BundleError(f"seq {seq}: the event names no stream or schema")
+    if not (_is_int(event.get("version")) and event["version"] >= 1 and isinstance(event.get("data"), dict)):
+        raise BundleError(f"seq {seq}: the event has no version of 1 or more, or no data object")
     if event.get("key_id") != key.key_id_hex:
         raise BundleError(f"seq {seq}: the event is signed by key {event.get('key_id')!r}, not the log key")
     signature = _b64(event.get("sig"), f"seq {seq}: the signature")
@@ -203,6 +224,11 @@ def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], key: LogKey, chec
     if root_from_inclusion(seq, checkpoint.size, hash_, proof) != checkpoint.root:
         raise BundleError(f"seq {seq}: the inclusion proof does not lead to the checkpoint's root")
     return Entry(seq, hash_, event)
+
+
+def _is_int(value: Any, expected: int | None = None) -> bool:
+    """An integer (not a boolean, which JSON keeps apart), equal to ``expected`` if given."""
+    return isinstance(value, int) and not isinstance(value, bool) and (expected is None or value == expected)
 
 
 def check_links(entries: Sequence[Entry]) -> None:
@@ -223,16 +249,33 @@ class Receipt:
     entry: Entry
 
 
+@contextlib.contextmanager
+def _malformed(what: str) -> Iterator[None]:
+    """A shape no check foresaw is still a failure, named as such, never another exception."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as e:
+        raise BundleError(f"the {what} is malformed ({type(e).__name__}: {e})") from None
+
+
 def verify_receipt(raw: bytes, key: LogKey) -> Receipt:
     """Check a receipt: one event, its inclusion proof and the signed checkpoint."""
+    with _malformed("receipt"):
+        return _verify_receipt(raw, key)
+
+
+def _verify_receipt(raw: bytes, key: LogKey) -> Receipt:
     doc = _document(raw, RECEIPT_FORMAT, "receipt")
     checkpoint = open_checkpoint(_field(doc, "checkpoint", str), key)
     proof = _field(doc, "inclusion", dict)
     if _field(proof, "size", int) != checkpoint.size:
         raise BundleError("the receipt's inclusion proof is not for the tree size of its checkpoint")
     seq = _field(doc, "seq", int)
-    entry = check_event(seq, _b64(_field(doc, "leaf", str), "leaf"), _hashes(proof), key, checkpoint)
-    if "event" in doc and doc["event"] != entry.event:
+    leaf = _b64(_field(doc, "leaf", str), "leaf")
+    entry = check_event(seq, leaf, _hashes(proof), key, checkpoint)
+    if "leaf_hash" in doc and _b64(doc["leaf_hash"], "leaf_hash") != entry.leaf_hash:
+        raise BundleError(f"seq {seq}: the receipt's leaf_hash is not the hash of its leaf")
+    if "event" in doc and _canonical(doc["event"]) != leaf:
         raise BundleError(f"seq {seq}: the receipt's readable event differs from its signed leaf")
     return Receipt(checkpoint, entry)
 
@@ -263,6 +306,11 @@ def read_bundle(raw: bytes) -> dict[str, Any]:
 
 def verify_bundle(raw: bytes, key: LogKey, *, workers: int = 2) -> Bundle:
     """Check every part of a bundle; raise BundleError naming the first thing wrong."""
+    with _malformed("bundle"):
+        return _verify_bundle(raw, key, workers)
+
+
+def _verify_bundle(raw: bytes, key: LogKey, workers: int) -> Bundle:
     doc = read_bundle(raw)
     checkpoint = open_checkpoint(_field(doc, "checkpoint", str), key)
     manifest = _field(doc, "manifest", dict)
@@ -282,21 +330,25 @@ def _check_manifest(manifest: dict[str, Any], signature: bytes, key: LogKey, che
     stated = _field(manifest, "checkpoint", dict)
     if _field(stated, "size", int) != checkpoint.size or _field(stated, "root", str) != _b64text(checkpoint.root):
         raise BundleError("the manifest names another checkpoint than the one in the bundle")
-    _check_shape(manifest)
+    _check_shape(manifest, key)
 
 
-def _check_shape(manifest: Mapping[str, Any]) -> None:
-    """The manifest's members have the types docs/bundles.md gives them."""
+def _check_shape(manifest: Mapping[str, Any], key: LogKey) -> None:
+    """The manifest's members have the types and agreements docs/bundles.md gives them."""
 
     def strings(value: Any) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
     def mapping(value: Any, test: Any) -> bool:
-        return isinstance(value, dict) and all(test(v) for v in value.values())
+        return isinstance(value, dict) and all(isinstance(k, str) and test(v) for k, v in value.items())
 
     shapes = {
-        "selection": lambda v: isinstance(v, dict) and isinstance(v.get("kind"), str),
-        "streams": lambda v: mapping(v, lambda n: isinstance(n, int) and not isinstance(n, bool) and n > 0),
+        "origin": lambda v: v == key.name,
+        "exported_at": lambda v: isinstance(v, str),
+        "exported_by": lambda v: mapping(v, lambda s: isinstance(s, str)) and {"id", "role"} <= v.keys(),
+        "selection": _selection_ok,
+        "streams": lambda v: mapping(v, lambda n: _is_int(n) and n > 0),
+        "events": _is_int,
         "sensitive": lambda v: mapping(v, lambda fields: mapping(fields, lambda c: isinstance(c, str))),
         "released": strings,
         "withheld": lambda v: mapping(v, lambda why: isinstance(why, str)),
@@ -305,6 +357,18 @@ def _check_shape(manifest: Mapping[str, Any]) -> None:
     for name, test in shapes.items():
         if not test(manifest.get(name)):
             raise BundleError(f"the manifest's {name!r} is missing or has the wrong shape")
+    released, withheld = set(manifest["released"]), set(manifest["withheld"])
+    used = {c for fields in manifest["sensitive"].values() for c in fields.values()}
+    if released & withheld or not used <= released | withheld:
+        raise BundleError("the manifest must say of each category of sealed fields: released or withheld, not both")
+
+
+def _selection_ok(selection: Any) -> bool:
+    if not isinstance(selection, dict):
+        return False
+    members = {"policy": {"kind", "policy_id"}, "range": {"kind", "from", "to"}, "log": {"kind"}}
+    wanted = members.get(selection.get("kind"), set())  # type: ignore[arg-type]
+    return bool(wanted) and selection.keys() == wanted and all(isinstance(v, str) for v in selection.values())
 
 
 def _check_events(items: list[Any], key: LogKey, checkpoint: Checkpoint, workers: int) -> list[Entry]:
@@ -351,6 +415,8 @@ def _check_streams(manifest: Mapping[str, Any], entries: Sequence[Entry]) -> Non
         raise BundleError("the bundle claims the whole log but its events are not seq 0 onwards without a gap")
     if manifest.get("selection", {}).get("kind") == "log" and len(entries) != manifest["checkpoint"]["size"]:
         raise BundleError("the bundle claims the whole log but holds fewer events than its checkpoint")
+    if manifest["events"] != len(entries):
+        raise BundleError(f"the manifest says the bundle holds {manifest['events']} events; it holds {len(entries)}")
 
 
 def _check_disclosures(
@@ -390,8 +456,10 @@ def _disclosed(digest: str, text: Any, where: str) -> Any:
     if actual != digest:
         raise BundleError(f"{where}: the disclosed value does not match the digest recorded in the event")
     pair = _decode(disclosure, f"{where}: the disclosure")
-    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
-        raise BundleError(f"{where}: the disclosure is not a [salt, value] pair")
+    if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and len(pair[0]) >= 22):
+        raise BundleError(f"{where}: the disclosure is not a [salt, value] pair with a 16-byte salt")
+    if _canonical(pair) != disclosure:
+        raise BundleError(f"{where}: the disclosure is not in canonical JSON form")
     return pair[1]
 
 
@@ -400,10 +468,13 @@ def _disclosed(digest: str, text: Any, where: str) -> Any:
 
 def _canonical(value: Any) -> bytes:
     """RFC 8785 bytes for the values events hold (strings, integers, booleans, null)."""
-    fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    if fast.isascii() or max(fast) < 0xF0:  # no character beyond U+FFFF: both orders agree
-        return fast
-    return _utf16_sorted(value).encode()
+    try:
+        fast = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if fast.isascii() or max(fast) < 0xF0:  # no character beyond U+FFFF: both orders agree
+            return fast
+        return _utf16_sorted(value).encode()
+    except (UnicodeEncodeError, RecursionError):
+        raise BundleError("a value holds a lone surrogate or is nested too deeply for canonical JSON") from None
 
 
 def _utf16_sorted(value: Any) -> str:
@@ -421,11 +492,25 @@ def _json(value: Any) -> str:
 
 
 def _decode(raw: bytes, what: str) -> Any:
+    """JSON as canonical JSON allows it: no floats, integers within +-2^53, no duplicate keys."""
+
     def no_floats(text: str) -> Any:
-        raise BundleError(f"{what}: holds a number that is not an integer ({text})")
+        raise BundleError(f"{what}: holds a number that is not an integer ({text[:20]})")
+
+    def safe_int(text: str) -> int:
+        if len(text) > 17 or abs(int(text)) > MAX_SAFE_INTEGER:
+            raise BundleError(f"{what}: holds an integer beyond 2^53 ({text[:20]})")
+        return int(text)
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        found = dict(pairs)
+        if len(found) != len(pairs):
+            raise BundleError(f"{what}: an object names the same member twice")
+        return found
 
     try:
-        return json.loads(raw.decode("utf-8"), parse_float=no_floats, parse_constant=no_floats)
+        return json.loads(raw.decode("utf-8"), parse_float=no_floats, parse_constant=no_floats, parse_int=safe_int,
+                          object_pairs_hook=unique)  # fmt: skip
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BundleError(f"{what}: is not valid UTF-8 JSON") from None
 
@@ -433,9 +518,12 @@ def _decode(raw: bytes, what: str) -> Any:
 def _document(raw: bytes, format_: str, what: str) -> dict[str, Any]:
     if raw[:2] == b"\x1f\x8b":
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError):
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+            raw = inflate.decompress(raw, MAX_DOCUMENT_BYTES)
+        except zlib.error:
             raise BundleError(f"the {what} file is a damaged gzip file") from None
+        if inflate.unconsumed_tail:
+            raise BundleError(f"the {what} file unpacks to more than {MAX_DOCUMENT_BYTES:,} bytes")
     doc = _decode(raw, f"the {what} file")
     if not isinstance(doc, dict) or doc.get("format") != format_:
         raise BundleError(f"this is not a {what} (expected format {format_!r})")
@@ -451,12 +539,15 @@ def _field(doc: Mapping[str, Any], name: str, kind: type) -> Any:
 
 def _hashes(doc: Mapping[str, Any]) -> list[bytes]:
     """An inclusion proof's hashes: 32 bytes each, in base64 (44 characters)."""
+    texts = _field(doc, "hashes", list)
     try:
-        hashes = [binascii.a2b_base64(h, strict_mode=True) for h in _field(doc, "hashes", list)]
+        hashes = [binascii.a2b_base64(h, strict_mode=True) for h in texts]
     except (binascii.Error, TypeError, ValueError):
         raise BundleError("an inclusion proof hash is not valid base64") from None
     if any(len(h) != 32 for h in hashes):
         raise BundleError("an inclusion proof hash is not 32 bytes")
+    if [binascii.b2a_base64(h, newline=False).decode() for h in hashes] != texts:
+        raise BundleError("an inclusion proof hash is not in its one canonical base64 spelling")
     return hashes
 
 

@@ -50,8 +50,10 @@ def test_a_receipt_names_its_event(receipt: dict[str, Any], key: LogKey) -> None
         (lambda r: r.update(seq=2), "does not say it is seq 2"),
         (lambda r: r["event"]["data"].update(purpose="Anything."), "readable event differs from its signed leaf"),
         (lambda r: r["inclusion"].update(size=5), "not for the tree size of its checkpoint"),
+        (lambda r: r.update(leaf_hash=base64.b64encode(bytes(32)).decode()), "leaf_hash is not the hash of its leaf"),
+        (lambda r: r["event"].update(v=True), "readable event differs from its signed leaf"),
     ],
-    ids=["leaf", "proof", "checkpoint", "seq", "readable-event", "size"],
+    ids=["leaf", "proof", "checkpoint", "seq", "readable-event", "size", "leaf-hash", "true-for-1"],
 )
 def test_an_altered_receipt_does_not_verify(receipt: dict[str, Any], key: LogKey, change: Any, complaint: str) -> None:
     changed = copy.deepcopy(receipt)
@@ -77,3 +79,9 @@ def test_the_receipt_leaf_is_the_served_leaf_input(receipt: dict[str, Any]) -> N
 def _another_review() -> tuple[Any, str, str]:
     review = {"outcome": "no-change", "summary": "Still no changes.", "reviewed_at": "2025-03-01T00:00:00Z"}
     return ReviewPolicy(POLICY_ID, review), CABINET_OFFICE.id, CABINET_OFFICE.role
+
+
+def test_a_receipt_naming_a_member_twice_does_not_verify(receipt: dict[str, Any], key: LogKey) -> None:
+    text = raw(receipt).replace(b'"event":{', b'"event":{"type":"exemption.revoked",', 1)
+    with pytest.raises(BundleError, match="names the same member twice"):
+        verify_receipt(text, key)

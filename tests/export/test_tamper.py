@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from ledger.bundle import encode
 from ledger.canonical import canonical
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.offline import BundleError, LogKey, parse_vkey, verify_bundle
+from ledger.offline import MANIFEST_CONTEXT, BundleError, LogKey, parse_vkey, verify_bundle
 from ledger.policy import RenewExemption, exemption_stream
 from ledger.seed import CO_SECURITY, UKGOV_ID
 from ledger.signing import Signer
@@ -147,3 +148,75 @@ def test_a_bundle_checked_with_another_key_fails(bundle: Doc, signer: Signer) ->
 def test_a_truncated_file_is_refused_as_not_json(bundle: Doc, key: LogKey) -> None:
     with pytest.raises(BundleError, match="is not valid UTF-8 JSON"):
         verify_bundle(raw(bundle)[:-10], key)
+
+
+# -- files built to break the verifier, and an operator signing what is not so -------------
+
+
+def test_a_damaged_gzip_file_is_named_as_such(bundle: Doc, key: LogKey) -> None:
+    packed = bytearray(encode(bundle, compress=True))
+    packed[len(packed) // 2] ^= 0xFF
+    with pytest.raises(BundleError, match="damaged gzip file"):
+        verify_bundle(bytes(packed), key)
+
+
+def test_an_integer_beyond_two_to_the_53_is_refused(key: LogKey, bundle: Doc) -> None:
+    with pytest.raises(BundleError, match="integer beyond 2\\^53"):
+        verify_bundle(raw(bundle)[:-1] + b',"x":' + b"9" * 5000 + b"}", key)
+
+
+def test_a_member_named_twice_is_refused(bundle: Doc, key: LogKey) -> None:
+    forged = json.dumps({**bundle["manifest"], "streams": {}})
+    with pytest.raises(BundleError, match="names the same member twice"):
+        verify_bundle(b'{"manifest":' + forged.encode() + b"," + raw(bundle)[1:], key)
+
+
+def test_a_lone_surrogate_is_refused(bundle: Doc, key: LogKey) -> None:
+    text = raw(bundle).replace(b'"exported_at":"', b'"exported_at":"\\ud800', 1)
+    with pytest.raises(BundleError, match="lone surrogate"):
+        verify_bundle(text, key)
+
+
+def test_a_proof_hash_in_another_base64_spelling_is_refused(bundle: Doc, key: LogKey) -> None:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+    def respell(d: Doc) -> None:  # the same 32 bytes, with a padding bit set in the last character
+        text = d["events"][0]["hashes"][0]
+        d["events"][0]["hashes"][0] = text[:42] + alphabet[alphabet.index(text[42]) ^ 1] + "="
+
+    changed = altered(bundle, respell)
+    assert base64.b64decode(changed["events"][0]["hashes"][0]) == base64.b64decode(bundle["events"][0]["hashes"][0])
+    refused(changed, key, "not in its one canonical base64 spelling")
+
+
+def resigned(document: Doc, signer: Signer, change: Callable[[Doc], object]) -> Doc:
+    """What a dishonest operator could sign: the manifest changed, then signed again."""
+    changed = altered(document, lambda d: change(d["manifest"]))
+    signature = signer.sign(MANIFEST_CONTEXT + canonical(changed["manifest"]))
+    changed["manifest_sig"] = base64.b64encode(signature).decode()
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (lambda m: m.update(events=999), "the manifest says the bundle holds 999 events"),
+        (lambda m: m.update(origin="evil.example"), "the manifest's 'origin'"),
+        (lambda m: m.update(selection={"kind": "policy"}), "the manifest's 'selection'"),
+        (lambda m: m.update(exported_by="someone"), "the manifest's 'exported_by'"),
+        (lambda m: m["withheld"].update({"national-security": "section 24(1)"}), "released or withheld, not both"),
+    ],
+    ids=["event-count", "origin", "selection", "exported-by", "released-and-withheld"],
+)
+def test_a_manifest_the_operator_signed_must_still_agree_with_itself(
+    bundle: Doc, key: LogKey, signer: Signer, change: Any, complaint: str
+) -> None:
+    refused(resigned(bundle, signer, change), key, complaint)
+
+
+def test_a_disclosure_not_in_canonical_form_is_refused(bundle: Doc, key: LogKey) -> None:
+    digest, text = next(iter(bundle["disclosures"].items()))
+    salt = json.loads(text)[0]
+    spaced = json.dumps([salt, ["A dedicated handset."]])
+    crafted = altered(bundle, lambda d: d["disclosures"].update({digest: spaced}))
+    refused(crafted, key, "(does not match the digest|not in canonical JSON form)")

