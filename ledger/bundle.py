@@ -60,7 +60,7 @@ class Selection:
         return {"kind": "log"}
 
 
-def check_release(release: Collection[str]) -> None:
+def _check_release(release: Collection[str]) -> None:
     unknown = sorted(set(release) - set(CATEGORIES))
     if unknown:
         raise InvalidInput(f"unknown category {unknown[0]!r} to release; the categories are {', '.join(CATEGORIES)}")
@@ -89,7 +89,7 @@ def make_bundle(
     """The bundle document: a manifest signed with the log key, the checkpoint, each
     event with its inclusion proof, and the disclosures the export releases. Leaves and
     disclosures are canonical JSON, so they travel as text (their UTF-8 is the bytes)."""
-    check_release(release)
+    _check_release(release)
     manifest = {
         "origin": checkpoint.origin,
         "exported_at": format_time(exported_at),

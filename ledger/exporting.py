@@ -8,6 +8,7 @@ erased in the manifest.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import ExportTooLarge, NotFound
 from ledger.events import decode_leaf
 from ledger.note import parse_note
+from ledger.policy import exemption_stream, policy_stream
 from ledger.signing import Signer
 from ledger.store.base import LeafRow, Store
 
@@ -42,11 +44,9 @@ async def export(
         _check_size(checkpoint.size, max_events)
     rows = [row for row in await _select(store, selection, checkpoint.size) if row.seq < checkpoint.size]
     _check_size(len(rows), max_events)
-    events = {row.seq: decode_leaf(row.leaf, row.seq) for row in rows}
-    streams: dict[str, int] = {}
-    for event in events.values():
-        streams[event["stream"]] = streams.get(event["stream"], 0) + 1
-    wanted = _released_digests(events.values(), release)
+    events = [decode_leaf(row.leaf, row.seq) for row in rows]
+    streams = Counter(str(event["stream"]) for event in events)
+    wanted = _released_digests(events, release)
     disclosures = await _disclosures(store, wanted)
     return make_bundle(
         signer=signer,
@@ -111,7 +111,7 @@ async def _policy_streams(store: Store, policy_id: str, size: int) -> list[str]:
     if not standing.policies:
         raise NotFound(f"no policy {policy_id!r} in the log")
     exemptions = sorted({v.state.exemption_id for v in standing.exemptions})
-    return [f"policy/{policy_id}", *(f"exemption/{e}" for e in exemptions)]
+    return [policy_stream(policy_id), *(exemption_stream(e) for e in exemptions)]
 
 
 def _released_digests(events: Collection[Mapping[str, Any]], release: Collection[str]) -> list[str]:

@@ -216,10 +216,8 @@ def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], key: LogKey, chec
         raise BundleError(f"seq {seq}: the event is signed by key {event.get('key_id')!r}, not the log key")
     signature = _b64(event.get("sig"), f"seq {seq}: the signature")
     unsigned = {k: v for k, v in event.items() if k != "sig"}
-    try:
-        key.public_key.verify(signature, EVENT_CONTEXT + _canonical(unsigned))
-    except InvalidSignature:
-        raise BundleError(f"seq {seq}: the event's signature does not verify: it was altered") from None
+    if not _signature_ok(key, signature, EVENT_CONTEXT + _canonical(unsigned)):
+        raise BundleError(f"seq {seq}: the event's signature does not verify: it was altered")
     hash_ = leaf_hash(leaf)
     if root_from_inclusion(seq, checkpoint.size, hash_, proof) != checkpoint.root:
         raise BundleError(f"seq {seq}: the inclusion proof does not lead to the checkpoint's root")
@@ -323,10 +321,8 @@ def _verify_bundle(raw: bytes, key: LogKey, workers: int) -> Bundle:
 
 
 def _check_manifest(manifest: dict[str, Any], signature: bytes, key: LogKey, checkpoint: Checkpoint) -> None:
-    try:
-        key.public_key.verify(signature, MANIFEST_CONTEXT + _canonical(manifest))
-    except InvalidSignature:
-        raise BundleError("the manifest's signature does not verify: the manifest was altered") from None
+    if not _signature_ok(key, signature, MANIFEST_CONTEXT + _canonical(manifest)):
+        raise BundleError("the manifest's signature does not verify: the manifest was altered")
     stated = _field(manifest, "checkpoint", dict)
     if _field(stated, "size", int) != checkpoint.size or _field(stated, "root", str) != _b64text(checkpoint.root):
         raise BundleError("the manifest names another checkpoint than the one in the bundle")
