@@ -26,7 +26,7 @@ from aiohttp.typedefs import Handler
 from api.keys import REQUEST_ID
 from ledger.errors import LedgerError, NotFound
 
-__all__ = ["PROBLEM_JSON", "REQUEST_ID_HEADER", "problems", "render", "request_ids"]
+__all__ = ["PROBLEM_JSON", "REQUEST_ID_HEADER", "problems", "render", "request_ids", "unparsed"]
 
 log = structlog.get_logger("api")
 
@@ -57,6 +57,18 @@ def _problem(request: web.Request, error: LedgerError, *, type_: str | None = No
     if response.status == HTTPStatus.SERVICE_UNAVAILABLE:
         response.headers["Retry-After"] = "1"
     return response
+
+
+def unparsed(status: int, message: str) -> web.Response:
+    """The answer to a request aiohttp's HTTP parser refused (it reached no route)."""
+    phrase = HTTPStatus(status).phrase
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        detail = "an unexpected error occurred while reading the request; try again"
+    else:
+        said = " ".join(line.strip() for line in message.splitlines() if line.strip().strip("^"))
+        detail = f"the request is not valid HTTP/1.1 ({said[:200] or phrase}); check the request line and headers"
+    body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail}
+    return render(body, status=status, content_type=PROBLEM_JSON)
 
 
 def _http_problem(request: web.Request, e: web.HTTPException) -> web.Response:

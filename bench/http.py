@@ -1,10 +1,10 @@
 """The real service over HTTP, beside a bare aiohttp handler measured in the same run.
 
-    python -m bench.http [--seconds 10] [--connections 64] [--url POSTGRES_URL]
+    python -m bench.http [--seconds 10] [--connections 64] [--workers 1] [--url POSTGRES_URL]
 
 Starts ``bench.bare_server`` and then ``policy-ledger serve`` (on a scratch PostgreSQL
-schema, holding the demo story), each as its own process, and drives them over 64
-keep-alive connections with ``wrk`` (Debian's package; one thread, Lua scripts for
+schema, holding the demo story, with ``--workers`` processes), each as its own process,
+and drives them over 64 keep-alive connections with ``wrk`` (Debian's package; one thread, Lua scripts for
 unique ids) when it is installed, else with an aiohttp load generator in this process
 (which takes a core's share itself): single-event appends (POST /v1/policies),
 decisions (GET /v1/decisions) and inclusion proofs. Prints requests/s and p50/p99
@@ -137,6 +137,7 @@ async def main() -> None:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1, help="serving processes (LEDGER_WORKERS)")
     args = parser.parse_args()
     schema, work = f"bench_{uuid.uuid4().hex[:10]}", tempfile.mkdtemp()
     admin = await asyncpg.connect(args.url)
@@ -144,7 +145,8 @@ async def main() -> None:
     bare_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env |= {"LEDGER_DATABASE_URL": f"{args.url}?search_path={schema}", "LEDGER_PORT": str(port),
-            "LEDGER_SIGNING_KEY_FILE": str(Path(work) / "key"), "LEDGER_LOG_LEVEL": "warning"}  # fmt: skip
+            "LEDGER_SIGNING_KEY_FILE": str(Path(work) / "key"), "LEDGER_LOG_LEVEL": "warning",
+            "LEDGER_WORKERS": str(args.workers)}  # fmt: skip
     processes: list[asyncio.subprocess.Process] = []
     try:
         processes.append(
@@ -158,6 +160,7 @@ async def main() -> None:
         )
         base = f"http://127.0.0.1:{port}"
         await wait_ready(f"{base}/readyz")
+        print(f"service: policy-ledger serve with {args.workers} worker process(es), PostgreSQL")
         await report(bare_port, base, token, args.connections, args.seconds)
     finally:
         for process in processes:

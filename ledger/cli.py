@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="policy-ledger",
         description="A tamper-evident, event-sourced audit ledger for device-security policy.",
         epilog="Configuration comes from LEDGER_DATABASE_URL, LEDGER_ORIGIN, LEDGER_SIGNING_KEY_FILE, "
-        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL and LEDGER_DB_POOL_SIZE; flags override them.",
+        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL, LEDGER_DB_POOL_SIZE and LEDGER_WORKERS; flags override them.",
     )
     parser.add_argument(
         "--database-url", help="sqlite:///file.db (default: sqlite:///policy-ledger.db) or postgresql://…"
@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service (migrates the database first)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument(
+        "--workers", type=_workers, help="processes serving the port, each with its own writer (default 1)"
+    )
 
     sub.add_parser("migrate", help="apply the database migrations not yet applied")
 
@@ -111,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 64")
+    return int(text)
+
+
 def _verify_offline(args: argparse.Namespace) -> int:
     if not args.vkeys:
         raise InvalidInput("offline verification needs --key VKEY: the log's verifier key, from a source you trust")
@@ -144,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signing_key_file=args.signing_key_file,
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
+            workers=getattr(args, "workers", None) if args.command == "serve" else None,
         )
         if args.command == "report":
             return _report(args)

@@ -24,7 +24,8 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "info"
-    db_pool_size: int = 20  # PostgreSQL connections the service may hold
+    db_pool_size: int = 20  # PostgreSQL connections the service may hold (per worker)
+    workers: int = 1  # serving processes sharing the port, each with its own writer and pool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -34,6 +35,9 @@ class Config:
         pool = env.get("LEDGER_DB_POOL_SIZE", "20")
         if not pool.isdigit() or not 1 <= int(pool) <= 1000:
             raise InvalidInput(f"LEDGER_DB_POOL_SIZE={pool!r} must be a whole number from 1 to 1000")
+        workers = env.get("LEDGER_WORKERS", "1")
+        if not workers.isdigit() or not 1 <= int(workers) <= 64:
+            raise InvalidInput(f"LEDGER_WORKERS={workers!r} must be a whole number from 1 to 64")
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
             origin=env.get("LEDGER_ORIGIN", DEFAULT_ORIGIN),
@@ -42,6 +46,7 @@ class Config:
             port=int(port),
             log_level=env.get("LEDGER_LOG_LEVEL", "info"),
             db_pool_size=int(pool),
+            workers=int(workers),
         )
 
     def with_overrides(self, **values: object) -> Config:

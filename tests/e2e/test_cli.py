@@ -118,3 +118,9 @@ def test_tokens_create_refuses_an_unknown_role(tmp_path: Path) -> None:
     result = cli(tmp_path, "tokens", "create", "--role", "minister", "--name", "x")
     assert result.returncode == 2
     assert "invalid choice: 'minister'" in result.stderr
+
+
+def test_serve_refuses_a_worker_count_it_cannot_use(tmp_path: Path) -> None:
+    refused = cli(tmp_path, "serve", "--workers", "0")
+    assert refused.returncode == 2
+    assert "--workers: '0' is not a whole number from 1 to 64" in refused.stderr

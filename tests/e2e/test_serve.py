@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 from typing import Any
 
 import aiohttp
@@ -89,3 +90,38 @@ async def test_each_request_is_logged_as_a_json_line_with_its_request_id(server:
     lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
     [access] = [line for line in lines if line.get("request_id") == "e2e-1"]
     assert (access["event"], access["path"], access["status"]) == ("request", "/healthz", 200)
+
+
+def raw_exchange(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send ``request`` bytes as they are; the status line, headers and body of the answer."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "said"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", "Invalid header token"),
+        (b"FOO BAR BAZ QUX\r\n\r\n", "Invalid method"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", "8190 bytes"),
+        (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", "HTTPS"),
+    ],
+    ids=["header-without-colon", "bad-request-line", "header-too-large", "tls-on-http"],
+)
+def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
+    server: Server, request_bytes: bytes, said: str
+) -> None:
+    status, headers, body = raw_exchange(server.url, request_bytes)
+    assert status.split(" ", 1)[1].startswith("400")
+    assert headers["content-type"].startswith("application/problem+json")
+    problem = json.loads(body)
+    assert (problem["status"], problem["title"]) == (400, "Bad Request")
+    assert said in problem["detail"] and "check the request line and headers" in problem["detail"]
+    assert "Traceback" not in server.output()

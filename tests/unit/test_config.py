@@ -26,3 +26,13 @@ def test_a_pool_size_that_cannot_be_used_is_refused_saying_what_is_allowed(size:
 def test_a_port_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(InvalidInput, match="not a port number"):
         Config.from_env({"LEDGER_PORT": "http"})
+
+
+def test_one_worker_by_default_and_more_from_ledger_workers() -> None:
+    assert (Config.from_env({}).workers, Config.from_env({"LEDGER_WORKERS": "2"}).workers) == (1, 2)
+
+
+@pytest.mark.parametrize("workers", ["0", "two", "65"])
+def test_a_worker_count_that_cannot_be_used_is_refused_saying_what_is_allowed(workers: str) -> None:
+    with pytest.raises(InvalidInput, match="must be a whole number from 1 to 64"):
+        Config.from_env({"LEDGER_WORKERS": workers})

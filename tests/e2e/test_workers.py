@@ -1,0 +1,91 @@
+"""`serve --workers N`: processes sharing the port, each with its own writer, one gap-free log."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from ledger import schemas
+from tests.e2e.conftest import Server, _free_port, environment, start
+
+pytestmark = pytest.mark.slow
+APPENDS = 120
+
+
+def workers_of(server: Server) -> list[int]:
+    """The pids of the processes the server forked."""
+    pid = server.process.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+    return " Z " not in stat  # a zombie has exited
+
+
+def started(tmp_path: Path, database_url: str, workers: int) -> tuple[Server, dict[str, str]]:
+    env = environment(tmp_path, database_url, _free_port()) | {"LEDGER_WORKERS": str(workers)}
+    return start(env, tmp_path, "workers"), env
+
+
+def token(env: dict[str, str], tmp_path: Path) -> str:
+    create = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "policy-officer", "--name", "load"]
+    return subprocess.run(create, env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+
+
+async def append_many(url: str, secret: str) -> list[int]:
+    """APPENDS policies, each over its own connection (so the kernel spreads them over workers)."""
+    data = copy.deepcopy(dict(schemas.example("policy.issued/1")))
+
+    async def one(n: int) -> int:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as http:
+            async with http.post(f"{url}/v1/policies", json={"id": f"POL-W-{n}", "data": data}) as response:
+                assert response.status == 201, await response.text()
+                return int((await response.json())["seq"])
+
+    return list(await asyncio.gather(*(one(n) for n in range(APPENDS))))
+
+
+async def test_two_workers_append_into_one_gap_free_log_that_verifies(tmp_path: Path, database_url: str) -> None:
+    server, env = started(tmp_path, database_url, workers=2)
+    try:
+        assert len(workers_of(server)) == 1
+        seqs = await append_many(server.url, await asyncio.to_thread(token, env, tmp_path))
+        assert sorted(seqs) == list(range(min(seqs), min(seqs) + APPENDS))
+        verify = [sys.executable, "-m", "ledger", "verify", "--url", server.url]
+        checked = await asyncio.to_thread(subprocess.run, verify, env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        assert server.stop() == 0, server.output()
+
+
+def test_sigterm_stops_every_worker_with_code_0(tmp_path: Path) -> None:
+    server, _ = started(tmp_path, f"sqlite:///{tmp_path}/ledger.db", workers=3)
+    children = workers_of(server)
+    assert len(children) == 2
+    assert server.stop() == 0, server.output()
+    assert not any(alive(pid) for pid in children)
+
+
+def test_workers_shut_down_when_the_first_process_is_killed(tmp_path: Path) -> None:
+    server, _ = started(tmp_path, f"sqlite:///{tmp_path}/ledger.db", workers=2)
+    children = workers_of(server)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children), server.output()
