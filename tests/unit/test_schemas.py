@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import schemas
 from ledger.errors import NotFound, SchemaViolation
@@ -168,3 +170,50 @@ def test_an_unknown_schema_is_not_found() -> None:
 def test_example_returns_a_fresh_copy() -> None:
     schemas.example("policy.issued/1")["app"]["name"] = "Changed"
     assert schemas.example("policy.issued/1")["app"]["name"] == "TikTok"
+
+
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        ["2025-02-07T10:00:00Z", "2025-02-07T10:00:00+24:00", "2025-02-07", "x", "", "corporate-mobile", "no change"]
+    )
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _mutated(example: dict[str, Any], field: str, value: Any, drop: bool) -> dict[str, Any]:
+    changed = dict(example)
+    if drop:
+        changed.pop(field, None)
+    else:
+        changed[field] = value
+    return changed
+
+
+@pytest.mark.parametrize("name", NAMES)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_the_compiled_validator_agrees_with_the_thorough_one(name: str, data: st.DataObject) -> None:
+    example = schemas.example(name)
+    field = data.draw(st.sampled_from([*example, "unknown"]))
+    nested = example.get(field)
+    value = data.draw(_VALUES if not isinstance(nested, dict | list) or data.draw(st.booleans()) else
+                      st.just(_nudge(nested, data.draw(_VALUES))))  # fmt: skip
+    candidate = _mutated(example, field, value, data.draw(st.booleans()))
+    thorough = not list(schemas._validator(name).iter_errors(candidate))
+    assert schemas._quick_check(name, candidate) == thorough
+
+
+def _nudge(nested: dict[str, Any] | list[Any], value: Any) -> Any:
+    """``nested`` with its first member (or a new one) set to ``value``."""
+    if isinstance(nested, list):
+        return [value, *nested[1:]]
+    first = next(iter(nested), "new")
+    return {**nested, first: value}
