@@ -24,6 +24,7 @@ from ledger.policy import (
     Command,
     ExemptionState,
     GrantExemption,
+    IssuePolicy,
     NewEvent,
     PolicyCommand,
     PolicyState,
@@ -110,7 +111,7 @@ class LedgerService:
         actor = {"id": actor_id, "role": actor_role}
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                decided, requires = await self._decide(command)
+                decided, requires = await self._decide(command, assume_new=attempt == 1 and _creates(command))
                 drafts = [replace(_draft(new, actor), requires=requires) for new in decided]
                 if drafts:
                     drafts[-1] = replace(drafts[-1], claim=claim)
@@ -120,12 +121,20 @@ class LedgerService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _decide(self, command: Command) -> tuple[tuple[NewEvent, ...], tuple[tuple[str, int], ...]]:
+    async def _decide(
+        self, command: Command, *, assume_new: bool
+    ) -> tuple[tuple[NewEvent, ...], tuple[tuple[str, int], ...]]:
         """The events ``command`` records, and the other stream they were decided on: an
-        exemption's policy must not move (be lifted, say) before they are recorded."""
+        exemption's policy must not move (be lifted, say) before they are recorded.
+
+        ``assume_new``: decide a command that creates its stream without reading the stream.
+        Its events then expect the stream to be empty, which the writer checks under the log's
+        lock: if the id was taken, the append is a VersionConflict and the retry reads it."""
         if isinstance(command, PolicyCommand):
-            return decide_policy(await self._policy(command.policy_id), command), ()
-        exemption = fold_exemption(await self._events(exemption_stream(command.exemption_id)))
+            policy = None if assume_new else await self._policy(command.policy_id)
+            return decide_policy(policy, command), ()
+        stream = exemption_stream(command.exemption_id)
+        exemption = None if assume_new else fold_exemption(await self._events(stream))
         if isinstance(command, GrantExemption):
             policy_id: str | None = command.policy_id
         else:  # a change: the policy the exemption was granted under
@@ -245,6 +254,11 @@ class LedgerService:
         digests = [v.devices_sd for v in versions.exemptions if v.state.devices is None and v.devices_sd]
         found = await self._store.disclosures(digests) if digests else {}
         return replace(versions, exemptions=tuple(_with_devices(v, found) for v in versions.exemptions))
+
+
+def _creates(command: Command) -> bool:
+    """A command that starts a new stream, sent without an expected version of its own."""
+    return isinstance(command, IssuePolicy | GrantExemption) and command.expected_version is None
 
 
 def _time(text: str) -> datetime:

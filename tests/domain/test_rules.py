@@ -215,13 +215,26 @@ async def test_concurrent_commands_on_one_stream_are_retried_and_all_recorded(le
     assert sorted(e.version for batch in recorded for e in batch) == [2, 3, 4]
 
 
+@pytest.mark.parametrize("twice", [ISSUE, GRANT], ids=["issue", "grant"])
+async def test_concurrent_creations_of_one_id_record_it_once_and_refuse_the_others(
+    ledger: Ledger, twice: Command
+) -> None:
+    if twice is GRANT:
+        await run(ledger, ISSUE)
+    size = await ledger.store.log_size()
+    outcomes = await asyncio.gather(*(run(ledger, twice) for _ in range(6)), return_exceptions=True)
+    assert sum(isinstance(o, list) for o in outcomes) == 1
+    assert all(isinstance(o, RuleViolation) and "already" in o.detail for o in outcomes if not isinstance(o, list))
+    assert await ledger.store.log_size() == size + 1
+
+
 class LiftedWhileDeciding(LedgerService):
     """A service whose policy is lifted by another officer just after it decides, once."""
 
     lifted = False
 
-    async def _decide(self, command: Command) -> Any:
-        decided = await super()._decide(command)
+    async def _decide(self, command: Command, *, assume_new: bool) -> Any:
+        decided = await super()._decide(command, assume_new=assume_new)
         if not self.lifted:
             self.lifted = True
             await self._writer.append(_draft(decide_policy(await self._policy(P), LiftPolicy(P, lift()))[0],
