@@ -24,6 +24,7 @@ from ledger import exporting, policy
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import Recorded, decode_leaf
 from ledger.store import Store
+from ledger.store.base import LeafRow
 
 __all__ = ["EXEMPTION_ROLE", "POLICY_ROLE", "routes"]
 
@@ -82,21 +83,24 @@ async def _command(
 
     async def run(claim: tuple[str, str] | None) -> web.Response:
         recorded = await request.app[SERVICE].execute(command, principal.actor["id"], principal.actor["role"], claim)
-        receipt = await _receipt(request.app[STORE], recorded[-1].seq) if with_proof else None
+        last = recorded[-1]
+        receipt = (
+            await _receipt(request.app[STORE], LeafRow(last.seq, last.leaf, last.leaf_hash)) if with_proof else None
+        )
         return _created(recorded, receipt)
 
     async def replay(seq: int) -> web.Response:
         row = (await request.app[STORE].read_leaves(seq, seq + 1))[0]
-        receipt = await _receipt(request.app[STORE], seq) if with_proof else None
+        receipt = await _receipt(request.app[STORE], row) if with_proof else None
         return _created([Recorded(row.seq, row.leaf, row.leaf_hash, decode_leaf(row.leaf, row.seq))], receipt)
 
     return await idempotent(request, raw, run, replay)
 
 
-async def _receipt(store: Store, seq: int) -> dict[str, Any] | None:
+async def _receipt(store: Store, row: LeafRow) -> dict[str, Any] | None:
     """The receipt of a just-recorded event (none when no checkpoint covers it yet)."""
     try:
-        return await exporting.receipt(store, seq)
+        return await exporting.receipt(store, row.seq, row)
     except NotFound:
         return None
 

@@ -72,12 +72,14 @@ def _check_size(events: int, max_events: int | None) -> None:
         )
 
 
-async def receipt(store: Store, seq: int) -> dict[str, Any]:
-    """The receipt for event ``seq``: the event, its inclusion proof, the latest checkpoint."""
+async def receipt(store: Store, seq: int, row: LeafRow | None = None) -> dict[str, Any]:
+    """The receipt for event ``seq``: the event, its inclusion proof, the latest checkpoint.
+
+    ``row``: the event's stored leaf, when the caller holds it already (it is read otherwise)."""
     note, checkpoint = await _checkpoint(store)
     if seq >= checkpoint.size:
         raise NotFound(f"seq {seq} is not yet in a signed checkpoint (tree size {checkpoint.size}); ask again shortly")
-    rows = await store.read_leaves(seq, seq + 1)
+    rows = [row] if row is not None else await store.read_leaves(seq, seq + 1)
     if not rows:
         raise NotFound(f"no event with seq {seq}")
     leaf_hash, hashes, _ = await proofs.inclusion(store.read_nodes, seq, checkpoint.size)
