@@ -26,10 +26,11 @@ from api.keys import CONFIG, METRICS, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problems, request_ids, unparsed
 from ledger.config import Config, load_signer
+from ledger.errors import InvalidInput
 from ledger.logs import configure_logging
 from ledger.projector import VersionProjector
 from ledger.service import LedgerService
-from ledger.store import Store, open_store
+from ledger.store import Store, in_memory, open_store
 from ledger.writer import Writer
 
 __all__ = ["MAX_BODY_BYTES", "SHUTDOWN_TIMEOUT", "create_app", "run", "serve"]
@@ -103,21 +104,30 @@ def run(config: Config) -> None:
     configure_logging(config.log_level)
     log.info("starting", host=config.host, port=config.port, workers=config.workers)
     if config.workers > 1:
+        if in_memory(config.database_url):
+            raise InvalidInput("several workers cannot share an in-memory SQLite database; use a file or PostgreSQL")
         asyncio.run(_prepare(config))
     children: list[int] = []
-    for _ in range(config.workers - 1):
-        pid = os.fork()
-        if pid == 0:
-            _work(config, parent=os.getppid())
-        children.append(pid)
-    asyncio.run(_until_signalled(config, parent=None))
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    failed = [pid for pid in children if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
+    try:
+        for _ in range(config.workers - 1):
+            pid = os.fork()
+            if pid == 0:
+                _work(config, parent=os.getppid())
+            children.append(pid)
+        asyncio.run(_until_signalled(config, parent=None))
+    finally:
+        failed = _stop(children)
     if failed:
         log.error("workers_failed", pids=failed)
         raise SystemExit(1)
+
+
+def _stop(workers: list[int]) -> list[int]:
+    """SIGTERM each worker and wait for it; the pids of those that did not exit cleanly."""
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    return [pid for pid in workers if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
 
 
 def _work(config: Config, *, parent: int) -> NoReturn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledger.errors import InvalidInput
 from ledger.store.base import KeyRow, LeafRow, Store, WriteTransaction
 
-__all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "open_store"]
+__all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "in_memory", "open_store"]
 
 
 async def open_store(url: str, *, pool_size: int = 10) -> Store:
@@ -20,3 +20,8 @@ async def open_store(url: str, *, pool_size: int = 10) -> Store:
 
         return await SqliteStore.open(url)
     raise InvalidInput(f"database URL {url!r} must start with postgresql:// or sqlite:///")
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` names a SQLite database that lives only in its process's memory."""
+    return url.startswith("sqlite:") and url.removeprefix("sqlite:").lstrip("/") in ("", ":memory:")

@@ -51,10 +51,13 @@ async def append_many(url: str, secret: str) -> list[int]:
     data = copy.deepcopy(dict(schemas.example("policy.issued/1")))
 
     async def one(n: int) -> int:
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as http:
-            async with http.post(f"{url}/v1/policies", json={"id": f"POL-W-{n}", "data": data}) as response:
-                assert response.status == 201, await response.text()
-                return int((await response.json())["seq"])
+        auth = {"Authorization": f"Bearer {secret}"}
+        async with (
+            aiohttp.ClientSession(headers=auth) as http,
+            http.post(f"{url}/v1/policies", json={"id": f"POL-W-{n}", "data": data}) as response,
+        ):
+            assert response.status == 201, await response.text()
+            return int((await response.json())["seq"])
 
     return list(await asyncio.gather(*(one(n) for n in range(APPENDS))))
 
@@ -89,3 +92,11 @@ def test_workers_shut_down_when_the_first_process_is_killed(tmp_path: Path) -> N
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in children), server.output()
+
+
+def test_several_workers_refuse_an_in_memory_database(tmp_path: Path) -> None:
+    env = environment(tmp_path, "sqlite:///:memory:", _free_port()) | {"LEDGER_WORKERS": "2"}
+    refused = subprocess.run([sys.executable, "-m", "ledger", "serve"], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=30)  # fmt: skip
+    assert refused.returncode == 2
+    assert "several workers cannot share an in-memory SQLite database" in refused.stderr
