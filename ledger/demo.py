@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 from ledger.errors import RuleViolation
 from ledger.events import Recorded
-from ledger.policy import exemption_stream, policy_stream
 from ledger.projector import VersionProjector
 from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID, story
 from ledger.service import LedgerService
 from ledger.signing import Signer
+from ledger.states import exemption_stream, policy_stream
 from ledger.store.base import Store
 from ledger.writer import Writer
 

@@ -19,8 +19,8 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import ExportTooLarge, NotFound
 from ledger.events import decode_leaf
 from ledger.note import parse_note
-from ledger.policy import exemption_stream, policy_stream
 from ledger.signing import Signer
+from ledger.states import exemption_stream, policy_stream
 from ledger.store.base import LeafRow, Store
 
 __all__ = ["export", "receipt"]

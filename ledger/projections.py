@@ -24,8 +24,8 @@ from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
 from ledger.errors import NotFound, VerificationError
-from ledger.policy import ExemptionState, Grantee, PolicyState, Scope, evolve_exemption, evolve_policy
 from ledger.schemas import parse_time
+from ledger.states import ExemptionState, Grantee, PolicyState, Scope, evolve_exemption, evolve_policy
 
 __all__ = [
     "EMPTY",

@@ -21,18 +21,14 @@ from ledger.policy import (
     IssuePolicy,
     NewEvent,
     PolicyCommand,
-    PolicyState,
     RenewExemption,
     ReviewPolicy,
     RevokeExemption,
     decide_exemption,
     decide_policy,
-    exemption_stream,
-    fold_exemption,
-    fold_policy,
-    policy_stream,
     required_role,
 )
+from ledger.states import PolicyState, exemption_stream, fold_exemption, fold_policy, policy_stream
 
 __all__ = ["POLICY_ID", "RESEARCH_ID", "UKGOV_ID", "Actor", "Step", "record", "record_step", "story"]
 

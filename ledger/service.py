@@ -22,24 +22,19 @@ from ledger.errors import Forbidden, InvalidInput, NotFound, VersionConflict
 from ledger.events import Draft, Recorded, decode_leaf
 from ledger.policy import (
     Command,
-    ExemptionState,
     GrantExemption,
     IssuePolicy,
     NewEvent,
     PolicyCommand,
-    PolicyState,
     decide_exemption,
     decide_policy,
-    exemption_stream,
-    fold_exemption,
-    fold_policy,
-    policy_stream,
     required_role,
 )
 from ledger.projections import Decision, ExemptionSummary, PolicySummary
 from ledger.projector import NAME as PROJECTION
 from ledger.schemas import parse_time, sensitive_fields
 from ledger.sensitive import disclosed_value, is_sealed, reveal, seal
+from ledger.states import ExemptionState, PolicyState, exemption_stream, fold_exemption, fold_policy, policy_stream
 from ledger.store.base import Store
 from ledger.versions import FOREVER, ExemptionVersion, VersionSet, view_of
 from ledger.writer import Writer

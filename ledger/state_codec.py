@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ledger.policy import ExemptionState, Grantee, PolicyState, Scope
+from ledger.states import ExemptionState, Grantee, PolicyState, Scope
 from ledger.versions import ExemptionVersion, PolicyVersion, VersionSet
 
 __all__ = [

@@ -20,9 +20,9 @@ from types import MappingProxyType
 from typing import Any
 
 from ledger.errors import VerificationError
-from ledger.policy import ExemptionState, PolicyState, evolve_exemption, evolve_policy
 from ledger.projections import LedgerView
 from ledger.sensitive import is_sealed
+from ledger.states import ExemptionState, PolicyState, evolve_exemption, evolve_policy
 
 __all__ = [
     "FOREVER",

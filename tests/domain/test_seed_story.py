@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from ledger.auditing import audit_store
-from ledger.policy import exemption_stream
 from ledger.projections import Basis, Decision
 from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID, story
 from ledger.signing import Signer
+from ledger.states import exemption_stream
 from ledger.verify import TrustedKey
 from tests.domain.commands import at
 from tests.domain.conftest import Ledger

@@ -11,9 +11,9 @@ from ledger import exporting
 from ledger.bundle import Selection, encode
 from ledger.errors import ExportTooLarge, InvalidInput, NotFound
 from ledger.offline import LogKey, verify_bundle
-from ledger.policy import exemption_stream, policy_stream
 from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID
 from ledger.signing import Signer
+from ledger.states import exemption_stream, policy_stream
 from tests.domain.conftest import Ledger
 from tests.export.conftest import ALL, EXPORTED_AT, FOI_OFFICER, export_policy, raw
 

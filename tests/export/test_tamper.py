@@ -19,9 +19,10 @@ from ledger.bundle import encode
 from ledger.canonical import canonical
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.offline import MANIFEST_CONTEXT, BundleError, LogKey, parse_vkey, verify_bundle
-from ledger.policy import RenewExemption, exemption_stream
+from ledger.policy import RenewExemption
 from ledger.seed import CO_SECURITY, UKGOV_ID
 from ledger.signing import Signer
+from ledger.states import exemption_stream
 from tests.domain.conftest import Ledger
 from tests.export.conftest import ALL, export_policy, raw
 

@@ -13,20 +13,17 @@ from ledger.errors import LedgerError, NotFound, RuleViolation, SchemaViolation,
 from ledger.policy import (
     AmendExemption,
     Command,
-    ExemptionState,
     GrantExemption,
     IssuePolicy,
     LiftPolicy,
     NewEvent,
-    PolicyState,
     RenewExemption,
     RevokeExemption,
     decide_exemption,
-    fold_exemption,
-    fold_policy,
     required_role,
 )
 from ledger.seed import Actor, Step, record
+from ledger.states import ExemptionState, PolicyState, fold_exemption, fold_policy
 
 NOW = datetime(2025, 2, 7, 10, tzinfo=UTC)
 AFTER_EXPIRY = datetime(2025, 8, 3, tzinfo=UTC)  # the example grant expires at 2025-08-03T00:00:00Z

@@ -15,13 +15,12 @@ from ledger.policy import (
     IssuePolicy,
     LiftPolicy,
     NewEvent,
-    PolicyState,
     ReviewPolicy,
     decide_policy,
-    fold_policy,
     required_role,
 )
 from ledger.seed import Actor, Step, record
+from ledger.states import PolicyState, fold_policy
 
 NOW = datetime(2025, 2, 7, 10, tzinfo=UTC)
 P = "POL-2023-TIKTOK"

@@ -9,7 +9,7 @@ import pytest
 
 from ledger import schemas
 from ledger.errors import VerificationError
-from ledger.policy import Grantee, Scope, evolve_exemption, evolve_policy, fold_exemption, fold_policy
+from ledger.states import Grantee, Scope, evolve_exemption, evolve_policy, fold_exemption, fold_policy
 
 
 def event(seq: int, stream: str, version: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:
