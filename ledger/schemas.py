@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
 
 from ledger.errors import NotFound, SchemaViolation
 
@@ -46,7 +47,10 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"{text!r} has an impossible time zone offset")
     offset = timedelta(hours=hours, minutes=minutes) * (-1 if match.group(9) == "-" else 1)
     local = datetime(year, month, day, hour, minute, second, micros, timezone(offset))
-    return local.astimezone(UTC)
+    try:
+        return local.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def _is_date_time(value: object) -> bool:
@@ -65,6 +69,9 @@ def _is_date_time_text(text: str) -> bool:
 
 _FORMATS = FormatChecker()
 _FORMATS.checks("date-time", raises=ValueError)(_is_date_time)
+# A tuple is an array, as canonical JSON writes it (and as the compiled validator sees it).
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine("array", lambda _, value: isinstance(value, list | tuple))
+_Validator = validators.extend(Draft202012Validator, type_checker=_TYPES)
 
 
 def names() -> tuple[str, ...]:
@@ -119,13 +126,13 @@ def _name_of(path: Path) -> str:
 
 
 @functools.cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str) -> Validator:
     path = _schemas().get(name)
     if path is None:
         raise NotFound(f"no event schema {name!r}; known schemas: {', '.join(names())}")
     document = json.loads(path.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(document)
-    return Draft202012Validator(document, format_checker=_FORMATS)
+    return _Validator(document, format_checker=_FORMATS)
 
 
 @functools.cache
@@ -171,15 +178,21 @@ _FORMAT_SENTENCES = {
 
 
 def _requirement(error: ValidationError) -> str:
-    kind, expected = error.validator, error.validator_value
-    sentences = {
-        "type": f"must be of type {expected}",
-        "format": _FORMAT_SENTENCES.get(str(expected), f"must be a valid {expected}"),
-        "minItems": f"must list at least {expected} item(s)",
-        "uniqueItems": "must not list the same item twice",
-        "minLength": "must not be empty",
-        "maxLength": f"must be at most {expected} characters",
-        "pattern": f"must match the pattern {expected}",
-        "enum": f"must be one of: {', '.join(map(str, expected))}",
-    }
-    return sentences.get(str(kind), f"is invalid: {error.message}")
+    kind, expected = str(error.validator), error.validator_value
+    if kind == "type":
+        return f"must be of type {expected}"
+    if kind == "format":
+        return _FORMAT_SENTENCES.get(str(expected), f"must be a valid {expected}")
+    if kind == "minItems":
+        return f"must list at least {expected} item(s)"
+    if kind == "uniqueItems":
+        return "must not list the same item twice"
+    if kind == "minLength":
+        return "must not be empty" if expected == 1 else f"must be at least {expected} characters"
+    if kind == "maxLength":
+        return f"must be at most {expected} characters"
+    if kind == "pattern":
+        return f"must match the pattern {expected}"
+    if kind == "enum":
+        return f"must be one of: {', '.join(map(str, expected))}"
+    return f"is invalid: {error.message}"

@@ -75,6 +75,20 @@ async def test_data_against_the_schema_is_422_with_a_pointer(
 
 
 @pytest.mark.parametrize(
+    ("field", "value", "pointer"),
+    [("rationale", "", "/rationale"), ("review_due", "9999-12-31T23:59:59-01:00", "/review_due")],
+    ids=["empty-text", "time-beyond-9999"],
+)
+async def test_every_kind_of_bad_data_is_422_not_a_crash(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store, field: str, value: str, pointer: str
+) -> None:
+    body = {"id": POLICY, "data": {**example("policy.issued/1"), field: value}}
+    problem = await problem_of(await client.post("/v1/policies", json=body, headers=tokens["policy-officer"]), 422)
+    assert problem["pointer"] == pointer
+    assert await store.log_size() == 0
+
+
+@pytest.mark.parametrize(
     ("raw", "fix"),
     [(b"{not json", "not valid JSON"), (b"[1]", "JSON object"), (b'{"id": "P", "dta": {}}', "unknown member")],
 )

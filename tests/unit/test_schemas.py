@@ -217,3 +217,46 @@ def _nudge(nested: dict[str, Any] | list[Any], value: Any) -> Any:
         return [value, *nested[1:]]
     first = next(iter(nested), "new")
     return {**nested, first: value}
+
+
+def _issued(**changes: Any) -> dict[str, Any]:
+    data = schemas.example("policy.issued/1")
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = data
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "pointer", "sentence"),
+    [
+        (_issued(rationale=""), "/rationale", "'/rationale' must not be empty"),
+        (_issued(rationale="x" * 4001), "/rationale", "'/rationale' must be at most 4000 characters"),
+        (_issued(applies_to__organisations=[]), "/applies_to/organisations", "must list at least 1 item(s)"),
+        (
+            _issued(applies_to__organisations=["a", "a"]),
+            "/applies_to/organisations",
+            "must not list the same item twice",
+        ),
+        (_issued(app__name=7), "/app/name", "'/app/name' must be of type string"),
+        (_issued(review_due="2025-02-07"), "/review_due", "must be an RFC 3339 date-time with a time zone"),
+        (_issued(review_due="9999-12-31T23:59:59-01:00"), "/review_due", "must be an RFC 3339 date-time"),
+    ],
+    ids=["minLength", "maxLength", "minItems", "uniqueItems", "type", "format", "format-beyond-year-9999"],
+)
+def test_each_kind_of_violation_is_refused_saying_what_to_fix(
+    data: dict[str, Any], pointer: str, sentence: str
+) -> None:
+    with pytest.raises(SchemaViolation) as refused:
+        schemas.validate("policy.issued/1", data)
+    assert refused.value.pointer == pointer
+    assert sentence in refused.value.detail
+
+
+def test_a_tuple_is_an_array_to_both_validators() -> None:
+    data = _issued(applies_to__organisations=("cabinet-office",))
+    schemas.validate("policy.issued/1", data)
+    assert not list(schemas._validator("policy.issued/1").iter_errors(data))
