@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ledger import projections
-from ledger.errors import Forbidden, InvalidInput, NotFound, VersionConflict
+from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, VersionConflict
 from ledger.events import Draft, Recorded, decode_leaf
 from ledger.policy import (
     Command,
@@ -41,6 +41,7 @@ from ledger.writer import Writer
 
 __all__ = ["REVEALING_ROLES", "AsOf", "LedgerService", "parse_as_of", "reveal_for"]
 
+Decided = tuple[tuple[NewEvent, ...], tuple[tuple[str, int], ...]]  # events, and (stream, version) required
 AsOf = int | datetime | str | None  # a seq, a time (datetime or RFC 3339), or None for now
 Categories = Collection[str] | Literal["all"]
 REVEALING_ROLES = frozenset({"auditor", "admin"})
@@ -106,7 +107,7 @@ class LedgerService:
         actor = {"id": actor_id, "role": actor_role}
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                decided, requires = await self._decide(command, assume_new=attempt == 1 and _creates(command))
+                decided, requires = await (self._decide_new(command) if attempt == 1 else self._decide(command))
                 drafts = [replace(_draft(new, actor), requires=requires) for new in decided]
                 if drafts:
                     drafts[-1] = replace(drafts[-1], claim=claim)
@@ -116,15 +117,21 @@ class LedgerService:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _decide(
-        self, command: Command, *, assume_new: bool
-    ) -> tuple[tuple[NewEvent, ...], tuple[tuple[str, int], ...]]:
-        """The events ``command`` records, and the other stream they were decided on: an
-        exemption's policy must not move (be lifted, say) before they are recorded.
+    async def _decide_new(self, command: Command) -> Decided:
+        """:meth:`_decide`, but a command that creates its stream is decided without reading
+        the stream, as if it were empty; its events then expect it empty, which the writer
+        checks under the log's lock (a taken id is a VersionConflict, and the retry reads it).
+        A refusal is decided again against the stream as it stands, so the reason is the true one."""
+        if not _creates(command):
+            return await self._decide(command)
+        try:
+            return await self._decide(command, assume_new=True)
+        except LedgerError:
+            return await self._decide(command)
 
-        ``assume_new``: decide a command that creates its stream without reading the stream.
-        Its events then expect the stream to be empty, which the writer checks under the log's
-        lock: if the id was taken, the append is a VersionConflict and the retry reads it."""
+    async def _decide(self, command: Command, *, assume_new: bool = False) -> Decided:
+        """The events ``command`` records, and the other stream they were decided on: an
+        exemption's policy must not move (be lifted, say) before they are recorded."""
         if isinstance(command, PolicyCommand):
             policy = None if assume_new else await self._policy(command.policy_id)
             return decide_policy(policy, command), ()

@@ -215,6 +215,17 @@ async def test_concurrent_commands_on_one_stream_are_retried_and_all_recorded(le
     assert sorted(e.version for batch in recorded for e in batch) == [2, 3, 4]
 
 
+async def test_a_taken_policy_id_is_refused_as_taken_whatever_else_is_wrong(ledger: Ledger) -> None:
+    await run(ledger, ISSUE)
+    await refused(ledger, IssuePolicy(P, {**ban(), "rationale": ""}), RuleViolation, f"policy {P} was already issued")
+
+
+async def test_a_taken_exemption_id_is_refused_as_taken_whatever_else_is_wrong(ledger: Ledger) -> None:
+    await run(ledger, ISSUE, GRANT)
+    await refused(ledger, GrantExemption(E, P, {**grant(), "case_ref": ""}), RuleViolation,
+                  f"exemption {E} was already granted")  # fmt: skip
+
+
 @pytest.mark.parametrize("twice", [ISSUE, GRANT], ids=["issue", "grant"])
 async def test_concurrent_creations_of_one_id_record_it_once_and_refuse_the_others(
     ledger: Ledger, twice: Command
@@ -233,7 +244,7 @@ class LiftedWhileDeciding(LedgerService):
 
     lifted = False
 
-    async def _decide(self, command: Command, *, assume_new: bool) -> Any:
+    async def _decide(self, command: Command, *, assume_new: bool = False) -> Any:
         decided = await super()._decide(command, assume_new=assume_new)
         if not self.lifted:
             self.lifted = True
