@@ -60,15 +60,19 @@ def _problem(request: web.Request, error: LedgerError, *, type_: str | None = No
 
 
 def unparsed(status: int, message: str) -> web.Response:
-    """The answer to a request aiohttp's HTTP parser refused (it reached no route)."""
-    phrase = HTTPStatus(status).phrase
+    """The answer to a request aiohttp's HTTP parser refused (it reached no route). The
+    parser's message is cut before any bytes of the request: they may hold a secret."""
+    phrase, request_id = HTTPStatus(status).phrase, str(uuid.uuid4())
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        detail = "an unexpected error occurred while reading the request; try again"
+        detail = f"an unexpected error occurred while reading the request; quote request id {request_id}"
     else:
-        said = " ".join(line.strip() for line in message.splitlines() if line.strip().strip("^"))
-        detail = f"the request is not valid HTTP/1.1 ({said[:200] or phrase}); check the request line and headers"
-    body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail}
-    return render(body, status=status, content_type=PROBLEM_JSON)
+        said = message.strip().splitlines()[0] if message.strip() else phrase
+        said = said.partition(" b'")[0].partition(' b"')[0].rstrip(":. ") or phrase
+        detail = f"the request is not valid HTTP/1.1 ({said}); check the request line and headers"
+    body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail, "request_id": request_id}
+    response = render(body, status=status, content_type=PROBLEM_JSON)
+    response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 def _http_problem(request: web.Request, e: web.HTTPException) -> web.Response:

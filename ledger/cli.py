@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "verify" and (args.bundle or args.receipt):
             return _verify_offline(args)
         if args.command == "serve":  # aiohttp runs its own loop and handles SIGTERM
-            from api.app import run
+            from api.serving import run
 
             run(config)
             return 0

@@ -112,8 +112,9 @@ def raw_exchange(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
         (b"FOO BAR BAZ QUX\r\n\r\n", "Invalid method"),
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", "8190 bytes"),
         (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", "HTTPS"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer plt_SECRET\x01\r\n\r\n", "header value"),
     ],
-    ids=["header-without-colon", "bad-request-line", "header-too-large", "tls-on-http"],
+    ids=["header-without-colon", "bad-request-line", "header-too-large", "tls-on-http", "secret-in-a-bad-header"],
 )
 def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
     server: Server, request_bytes: bytes, said: str
@@ -125,4 +126,7 @@ def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
     assert (problem["status"], problem["title"]) == (400, "Bad Request")
     assert said in problem["detail"]
     assert "check the request line and headers" in problem["detail"]
+    assert headers["x-request-id"] == problem["request_id"]
+    assert b"SECRET" not in body
+    assert "SECRET" not in server.output()
     assert "Traceback" not in server.output()

@@ -40,8 +40,11 @@ async def append_until_closed(url: str, token: str, acknowledged: dict[str, int]
     await asyncio.gather(*(client(n) for n in range(CLIENTS)))
 
 
-async def test_sigterm_during_appends_answers_what_it_took_and_loses_nothing(tmp_path: Path, database_url: str) -> None:
-    env = environment(tmp_path, database_url, _free_port())
+@pytest.mark.parametrize("workers", [1, 3])
+async def test_sigterm_during_appends_answers_what_it_took_and_loses_nothing(
+    tmp_path: Path, database_url: str, workers: int
+) -> None:
+    env = environment(tmp_path, database_url, _free_port()) | {"LEDGER_WORKERS": str(workers)}
     cli = [sys.executable, "-m", "ledger"]
     create = [*cli, "tokens", "create", "--role", "policy-officer", "--name", "load"]
     made = await asyncio.to_thread(subprocess.run, create, env=env, cwd=tmp_path, capture_output=True, text=True)

@@ -6,6 +6,7 @@ import asyncio
 import copy
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -100,3 +101,22 @@ def test_several_workers_refuse_an_in_memory_database(tmp_path: Path) -> None:
                              text=True, timeout=30)  # fmt: skip
     assert refused.returncode == 2
     assert "several workers cannot share an in-memory SQLite database" in refused.stderr
+
+
+def test_a_port_in_use_is_refused_rather_than_shared(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = environment(tmp_path, f"sqlite:///{tmp_path}/ledger.db", port) | {"LEDGER_WORKERS": "2"}
+        refused = subprocess.run([sys.executable, "-m", "ledger", "serve"], env=env, cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert refused.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in refused.stderr
+
+
+def test_a_worker_that_dies_stops_the_service_with_code_1(tmp_path: Path) -> None:
+    server, _ = started(tmp_path, f"sqlite:///{tmp_path}/ledger.db", workers=3)
+    first, second = workers_of(server)
+    os.kill(first, signal.SIGKILL)
+    assert server.process.wait(timeout=20) == 1, server.output()
+    assert not alive(second)
+    assert "worker_died" in server.output()

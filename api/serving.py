@@ -1,0 +1,231 @@
+"""Running the service: one process, or a first process and the workers it forks.
+
+With ``workers`` > 1 the first process migrates the database and makes the key, then
+opens one listening socket per process on the port (``SO_REUSEPORT``, so the kernel
+spreads connections; a port already in use is refused first) and forks the workers.
+SIGTERM and SIGINT are held until each process can handle them. A signal to the first
+process is passed on to every worker at once; each stops accepting and finishes its
+requests in flight. A worker that dies stops the service (exit 1: let whatever started
+it start it again); a worker whose first process is gone stops itself.
+
+aiohttp answers a request its HTTP parser refuses (a broken request line or header)
+through :class:`_ProblemHandler`, as problem+json like every other error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
+from typing import NoReturn
+
+import structlog
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from api.app import create_app
+from api.problems import unparsed
+from ledger.config import Config, load_signer
+from ledger.errors import InvalidInput
+from ledger.logs import configure_logging
+from ledger.store import in_memory, open_store
+
+__all__ = ["SHUTDOWN_TIMEOUT", "run", "serve"]
+
+log = structlog.get_logger("api")
+
+SHUTDOWN_TIMEOUT = 10.0  # seconds for requests in flight to finish after SIGTERM
+_REAP_MARGIN = 5.0  # seconds more a worker has to exit before it is killed
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+async def serve(config: Config, *, stop: asyncio.Event | None = None, sock: socket.socket | None = None) -> None:
+    """Serve on ``sock`` (else ``config.host:config.port``) until ``stop`` is set (or cancelled),
+    then stop accepting, give requests in flight SHUTDOWN_TIMEOUT seconds, commit what is queued."""
+    runner = _Runner(create_app(config), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        log.info("listening", host=config.host, port=config.port)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(config: Config) -> None:
+    """Serve with ``config.workers`` processes until SIGTERM or SIGINT; exit 1 if a worker failed."""
+    configure_logging(config.log_level)
+    log.info("starting", host=config.host, port=config.port, workers=config.workers)
+    if config.workers > 1 and in_memory(config.database_url):
+        raise InvalidInput("several workers cannot share an in-memory SQLite database; use a file or PostgreSQL")
+    with _signals_held():
+        if config.workers == 1:
+            asyncio.run(_until_signalled(config))
+            return
+        asyncio.run(_prepare(config))
+        sockets = _listening(config.host, config.port, config.workers)
+        first, workers = os.getpid(), []
+        for own in sockets[1:]:
+            pid = os.fork()
+            if pid == 0:
+                _work(config, own, sockets, first)
+            workers.append(pid)
+        for own in sockets[1:]:
+            own.close()
+        failed = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
+    failed += _reap(workers)
+    if failed:
+        log.error("workers_failed", pids=failed)
+        raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait (also in forked workers) until a process's loop handles them."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+
+
+async def _prepare(config: Config) -> None:
+    """What only one process may do: migrate the database and create the key file if missing."""
+    load_signer(config)
+    store = await open_store(config.database_url, pool_size=1)
+    try:
+        await store.migrate()
+    finally:
+        await store.close()
+
+
+def _listening(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets listening on one port; refused if anything holds the port already."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.create_server((host, port), family=family) as probe:  # no SO_REUSEPORT: a port in use fails
+            port = probe.getsockname()[1]
+        return [socket.create_server((host, port), family=family, reuse_port=True) for _ in range(count)]
+    except OSError as e:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror}") from None
+
+
+def _work(config: Config, own: socket.socket, sockets: list[socket.socket], first: int) -> NoReturn:
+    """A forked worker's whole life: serve on its own socket until signalled or orphaned."""
+    for other in sockets:
+        if other is not own:
+            other.close()
+    code = 0
+    try:
+        asyncio.run(_until_signalled(config, own, first=first))
+    except BaseException:
+        log.exception("worker_failed")
+        code = 1
+    os._exit(code)
+
+
+async def _until_signalled(
+    config: Config, sock: socket.socket | None = None, *, workers: list[int] | None = None, first: int | None = None
+) -> list[int]:
+    """Serve until SIGTERM or SIGINT (passed on to ``workers`` at once), until a worker dies,
+    or, in a worker, until the ``first`` process is gone. The pids of workers that died."""
+    stop, died = asyncio.Event(), list[int]()
+    workers = workers or []
+
+    def stopping() -> None:
+        stop.set()
+        _signal(workers, signal.SIGTERM)
+
+    loop = asyncio.get_running_loop()
+    for signum in _SIGNALS:
+        loop.add_signal_handler(signum, stopping)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # a signal that came while held arrives now
+    watch = asyncio.create_task(_watch(stop, stopping, workers, died, first))
+    try:
+        await serve(config, stop=stop, sock=sock)
+    finally:
+        watch.cancel()
+    return died
+
+
+async def _watch(stop: asyncio.Event, stopping: Callable[[], None], workers: list[int], died: list[int],
+                 first: int | None) -> None:  # fmt: skip
+    """Twice a second: has a worker died, or (in a worker) is the first process gone?"""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+        for pid in [pid for pid in workers if _exited(pid) is not None]:
+            log.error("worker_died", pid=pid)
+            workers.remove(pid)
+            died.append(pid)
+        if died or (first is not None and os.getppid() != first):
+            log.warning("stopping", reason="a worker died" if died else "the first process is gone")
+            stopping()
+
+
+def _exited(pid: int) -> int | None:
+    """The exit code of a worker that has exited (reaping it), else None; never blocks."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if done == pid else None
+
+
+def _reap(workers: list[int]) -> list[int]:
+    """Wait for the workers to exit (SIGKILL after the shutdown time); those that failed."""
+    deadline, failed, waiting = time.monotonic() + SHUTDOWN_TIMEOUT + _REAP_MARGIN, [], list(workers)
+    while waiting:
+        for pid in list(waiting):
+            code = _exited(pid)
+            if code is not None:
+                waiting.remove(pid)
+                if code != 0:
+                    failed.append(pid)
+        if waiting and time.monotonic() > deadline:
+            log.error("workers_killed", pids=waiting)
+            _signal(waiting, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.05)
+    return failed
+
+
+def _signal(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+
+class _ProblemHandler(RequestHandler):
+    """aiohttp's connection handler, answering a request its HTTP parser refuses (a broken
+    request line or header, say) as problem+json, like every other error."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            log.error("connection_error", status=status, error=type(exc).__name__ if exc else None, exc_info=exc)
+        response = unparsed(status, message or HTTPStatus(status).phrase)
+        if status < HTTPStatus.INTERNAL_SERVER_ERROR:
+            log.info("malformed_request", status=status, detail=response.text)
+        response.force_close()
+        return response
+
+
+class _ProblemServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _ProblemHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    """An AppRunner whose connections are :class:`_ProblemHandler` (aiohttp has no public hook
+    for the answer to an unparsable request: this is the one place that reaches inside)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _ProblemServer  # the same server, handing out the handler above
+        return server
