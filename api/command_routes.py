@@ -100,7 +100,7 @@ async def _command(
 async def _receipt(store: Store, row: LeafRow) -> dict[str, Any] | None:
     """The receipt of a just-recorded event (none when no checkpoint covers it yet)."""
     try:
-        return await exporting.receipt(store, row.seq, row)
+        return await exporting.receipt_for(store, row)
     except NotFound:
         return None
 

@@ -59,8 +59,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None, sock: sock
         await runner.cleanup()
 
 
-def run(config: Config) -> None:
-    """Serve with ``config.workers`` processes until SIGTERM or SIGINT; exit 1 if a worker failed."""
+def run(config: Config) -> int:
+    """Serve with ``config.workers`` processes until SIGTERM or SIGINT; the exit code (1 if a worker failed)."""
     configure_logging(config.log_level)
     log.info("starting", host=config.host, port=config.port, workers=config.workers)
     if config.workers > 1 and in_memory(config.database_url):
@@ -68,7 +68,7 @@ def run(config: Config) -> None:
     with _signals_held():
         if config.workers == 1:
             asyncio.run(_until_signalled(config))
-            return
+            return 0
         asyncio.run(_prepare(config))
         sockets = _listening(config.host, config.port, config.workers)
         first, workers = os.getpid(), []
@@ -83,7 +83,7 @@ def run(config: Config) -> None:
     failed += _reap(workers)
     if failed:
         log.error("workers_failed", pids=failed)
-        raise SystemExit(1)
+    return 1 if failed else 0
 
 
 @contextlib.contextmanager

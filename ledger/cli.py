@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _workers(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 64:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 64:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 64")
     return int(text)
 
@@ -159,11 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "verify" and (args.bundle or args.receipt):
             return _verify_offline(args)
-        if args.command == "serve":  # aiohttp runs its own loop and handles SIGTERM
+        if args.command == "serve":  # runs its own loops (one per worker) and handles SIGTERM
             from api.serving import run
 
-            run(config)
-            return 0
+            return run(config)
         from ledger.cli_commands import COMMANDS
 
         return asyncio.run(COMMANDS[args.command](args, config))

@@ -30,13 +30,13 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
         port = env.get("LEDGER_PORT", "8080")
-        if not port.isdigit():
+        if not _whole(port):
             raise InvalidInput(f"LEDGER_PORT={port!r} is not a port number")
         pool = env.get("LEDGER_DB_POOL_SIZE", "20")
-        if not pool.isdigit() or not 1 <= int(pool) <= 1000:
+        if not _whole(pool) or not 1 <= int(pool) <= 1000:
             raise InvalidInput(f"LEDGER_DB_POOL_SIZE={pool!r} must be a whole number from 1 to 1000")
         workers = env.get("LEDGER_WORKERS", "1")
-        if not workers.isdigit() or not 1 <= int(workers) <= 64:
+        if not _whole(workers) or not 1 <= int(workers) <= 64:
             raise InvalidInput(f"LEDGER_WORKERS={workers!r} must be a whole number from 1 to 64")
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -51,6 +51,11 @@ class Config:
 
     def with_overrides(self, **values: object) -> Config:
         return replace(self, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+
+
+def _whole(text: str) -> bool:
+    """A whole number written in ASCII digits (``str.isdigit`` also takes ², say)."""
+    return text.isascii() and text.isdigit()
 
 
 def load_signer(config: Config, *, create: bool = True) -> Signer:

@@ -23,7 +23,7 @@ from ledger.signing import Signer
 from ledger.states import exemption_stream, policy_stream
 from ledger.store.base import LeafRow, Store
 
-__all__ = ["export", "receipt"]
+__all__ = ["export", "receipt", "receipt_for"]
 
 _DIGESTS_PER_READ = 1000
 
@@ -72,19 +72,26 @@ def _check_size(events: int, max_events: int | None) -> None:
         )
 
 
-async def receipt(store: Store, seq: int, row: LeafRow | None = None) -> dict[str, Any]:
-    """The receipt for event ``seq``: the event, its inclusion proof, the latest checkpoint.
+async def receipt(store: Store, seq: int) -> dict[str, Any]:
+    """The receipt for event ``seq``: the event, its inclusion proof, the latest checkpoint."""
+    rows = await store.read_leaves(seq, seq + 1)
+    if not rows:
+        raise NotFound(_not_yet(seq, (await _checkpoint(store))[1].size))
+    return await receipt_for(store, rows[0])
 
-    ``row``: the event's stored leaf, when the caller holds it already (it is read otherwise)."""
+
+async def receipt_for(store: Store, row: LeafRow) -> dict[str, Any]:
+    """The receipt for the event whose stored leaf is ``row``."""
+    seq = row.seq
     note, checkpoint = await _checkpoint(store)
     if seq >= checkpoint.size:
-        raise NotFound(f"seq {seq} is not yet in a signed checkpoint (tree size {checkpoint.size}); ask again shortly")
-    rows = [row] if row is not None else await store.read_leaves(seq, seq + 1)
-    if not rows:
-        raise NotFound(f"no event with seq {seq}")
+        raise NotFound(_not_yet(seq, checkpoint.size))
     leaf_hash, hashes, _ = await proofs.inclusion(store.read_nodes, seq, checkpoint.size)
-    row = rows[0]
     return make_receipt(seq, row.leaf, leaf_hash, decode_leaf(row.leaf, seq), note, checkpoint.size, hashes)
+
+
+def _not_yet(seq: int, size: int) -> str:
+    return f"seq {seq} is not yet in a signed checkpoint (tree size {size}); ask again shortly"
 
 
 async def _checkpoint(store: Store) -> tuple[bytes, Checkpoint]:

@@ -7,7 +7,10 @@ renderer, so every line the service writes is one JSON object.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -22,6 +25,7 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        _add_pid,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
@@ -42,3 +46,9 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
+
+
+def _add_pid(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The process on every line: several workers may share one stream."""
+    event["pid"] = os.getpid()
+    return event

@@ -17,7 +17,7 @@ def test_the_pool_size_comes_from_ledger_db_pool_size() -> None:
     assert Config.from_env({"LEDGER_DB_POOL_SIZE": "48"}).db_pool_size == 48
 
 
-@pytest.mark.parametrize("size", ["0", "-3", "twenty", "1001"])
+@pytest.mark.parametrize("size", ["0", "-3", "twenty", "1001", "²"])
 def test_a_pool_size_that_cannot_be_used_is_refused_saying_what_is_allowed(size: str) -> None:
     with pytest.raises(InvalidInput, match="must be a whole number from 1 to 1000"):
         Config.from_env({"LEDGER_DB_POOL_SIZE": size})
@@ -32,7 +32,7 @@ def test_one_worker_by_default_and_more_from_ledger_workers() -> None:
     assert (Config.from_env({}).workers, Config.from_env({"LEDGER_WORKERS": "2"}).workers) == (1, 2)
 
 
-@pytest.mark.parametrize("workers", ["0", "two", "65"])
+@pytest.mark.parametrize("workers", ["0", "two", "65", "²"])
 def test_a_worker_count_that_cannot_be_used_is_refused_saying_what_is_allowed(workers: str) -> None:
     with pytest.raises(InvalidInput, match="must be a whole number from 1 to 64"):
         Config.from_env({"LEDGER_WORKERS": workers})
