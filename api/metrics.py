@@ -1,17 +1,34 @@
-"""Prometheus metrics: requests by route and status, their latency, and the writer's work."""
+"""Prometheus metrics: requests by route and status, their latency, and the writer's work.
+
+With several workers, :func:`share_between_processes` (before any metric exists) makes
+every process keep its figures in files in one folder, and a scrape, whichever worker
+answers it, adds up all of them (prometheus_client's multiprocess mode).
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.keys import METRICS, WRITER
 
-__all__ = ["Metrics", "metrics_middleware", "routes"]
+__all__ = ["Metrics", "metrics_middleware", "routes", "share_between_processes"]
+
+_SHARED = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_between_processes(folder: Path) -> None:
+    """Keep this process's metrics, and those of processes it forks, in files in ``folder``."""
+    os.environ[_SHARED] = str(folder)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
 
 routes = web.RouteTableDef()
 
@@ -28,8 +45,9 @@ class Metrics:
             "ledger_http_request_seconds", "time to answer an HTTP request", ["method", "route"], registry=self.registry
         )
         self.log_size = Gauge(
-            "ledger_log_size", "events in the log, as this process last wrote it", registry=self.registry
-        )
+            "ledger_log_size", "events in the log, as the processes last wrote it", registry=self.registry,
+            multiprocess_mode="max",
+        )  # fmt: skip
         self.appends = Counter("ledger_appends", "events committed by this process", registry=self.registry)
         self.append_errors = Counter(
             "ledger_append_errors", "events whose batch failed to commit", registry=self.registry
@@ -74,6 +92,10 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def scrape(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.log_size.set(request.app[WRITER].size)
-    response = web.Response(body=generate_latest(metrics.registry))
+    registry = metrics.registry
+    if _SHARED in os.environ:  # every worker's figures, added up
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    response = web.Response(body=generate_latest(registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response

@@ -6,7 +6,8 @@ spreads connections; a port already in use is refused first) and forks the worke
 SIGTERM and SIGINT are held until each process can handle them. A signal to the first
 process is passed on to every worker at once; each stops accepting and finishes its
 requests in flight. A worker that dies stops the service (exit 1: let whatever started
-it start it again); a worker whose first process is gone stops itself.
+it start it again); a worker whose first process is gone stops itself. The workers keep
+their metrics in one temporary folder, so that any of them answers a scrape for all.
 
 aiohttp answers a request its HTTP parser refuses (a broken request line or header)
 through :class:`_ProblemHandler`, as problem+json like every other error.
@@ -17,11 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import NoReturn
 
 import structlog
@@ -30,6 +34,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from api.app import create_app
+from api.metrics import share_between_processes
 from api.problems import unparsed
 from ledger.config import Config, load_signer
 from ledger.errors import InvalidInput
@@ -71,6 +76,8 @@ def run(config: Config) -> int:
             return 0
         asyncio.run(_prepare(config))
         sockets = _listening(config.host, config.port, config.workers)
+        figures = Path(tempfile.mkdtemp(prefix="policy-ledger-metrics-"))
+        share_between_processes(figures)
         first, workers = os.getpid(), []
         for own in sockets[1:]:
             pid = os.fork()
@@ -81,6 +88,7 @@ def run(config: Config) -> int:
             own.close()
         failed = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
     failed += _reap(workers)
+    shutil.rmtree(figures, ignore_errors=True)
     if failed:
         log.error("workers_failed", pids=failed)
     return 1 if failed else 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -120,3 +122,23 @@ def test_a_worker_that_dies_stops_the_service_with_code_1(tmp_path: Path) -> Non
     assert server.process.wait(timeout=20) == 1, server.output()
     assert not alive(second)
     assert "worker_died" in server.output()
+
+
+def healthz_count(url: str) -> float:
+    """ledger_http_requests_total for GET /healthz answered 200, as one scrape (over a new connection) says."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pattern = r'ledger_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)'
+    found = re.search(pattern, text)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_any_worker_answers_a_scrape_with_every_workers_counts(tmp_path: Path) -> None:
+    server, _ = started(tmp_path, f"sqlite:///{tmp_path}/ledger.db", workers=3)
+    try:
+        for _ in range(30):
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=5):
+                pass
+        assert {healthz_count(server.url) for _ in range(12)} == {30.0}
+    finally:
+        assert server.stop() == 0, server.output()
