@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.errors import InvalidInput
-from ledger.store.base import KeyRow, LeafRow, Store, WriteTransaction
+from ledger.store.base import KeyRow, LeafRow, Store, WriteTransaction, sqlite_path
 
 __all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "in_memory", "open_store"]
 
@@ -24,4 +24,4 @@ async def open_store(url: str, *, pool_size: int = 10) -> Store:
 
 def in_memory(url: str) -> bool:
     """Whether ``url`` names a SQLite database that lives only in its process's memory."""
-    return url.startswith("sqlite:") and url.removeprefix("sqlite:").lstrip("/") in ("", ":memory:")
+    return url.startswith("sqlite:") and sqlite_path(url) == ":memory:"

@@ -18,7 +18,16 @@ from ledger.merkle import NodeKey
 from ledger.tokens import TokenRecord
 from ledger.versions import VersionSet
 
-__all__ = ["ABANDONED_AFTER", "KeyRow", "LeafRow", "Remembered", "Store", "WriteTransaction", "paged_leaves"]
+__all__ = [
+    "ABANDONED_AFTER",
+    "KeyRow",
+    "LeafRow",
+    "Remembered",
+    "Store",
+    "WriteTransaction",
+    "paged_leaves",
+    "sqlite_path",
+]
 
 
 @dataclass(frozen=True)
@@ -195,3 +204,9 @@ async def paged_leaves(
         for row in rows:
             yield row
         start = rows[-1].seq + 1
+
+
+def sqlite_path(url: str) -> str:
+    """The file a ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` URL names, or ``:memory:``."""
+    path = url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:") else url
+    return path or ":memory:"

@@ -13,7 +13,7 @@ import aiosqlite
 from ledger.errors import Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves, sqlite_path
 from ledger.store.migrations import migrations
 from ledger.store.sqlite_projections import SqliteProjectionReads, SqliteProjectionWrites
 from ledger.tokens import TokenRecord
@@ -114,11 +114,6 @@ def _blob(value: bytes | str) -> bytes:
     return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
 
 
-def _path(url: str) -> str:
-    path = url.removeprefix("sqlite://").removeprefix("/") if url.startswith("sqlite:") else url
-    return path or ":memory:"
-
-
 class SqliteStore(SqliteProjectionReads):
     """A log in one SQLite file (``sqlite:///relative.db``, ``sqlite:////abs.db``, ``sqlite:///:memory:``)."""
 
@@ -129,7 +124,7 @@ class SqliteStore(SqliteProjectionReads):
 
     @classmethod
     async def open(cls, url: str) -> SqliteStore:
-        path = _path(url)
+        path = sqlite_path(url)
         try:
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
         except sqlite3.Error as e:

@@ -6,6 +6,7 @@ import pytest
 
 from ledger.config import Config
 from ledger.errors import InvalidInput
+from ledger.store import in_memory
 
 
 def test_an_empty_environment_gives_the_sqlite_default_and_a_pool_of_20() -> None:
@@ -36,3 +37,12 @@ def test_one_worker_by_default_and_more_from_ledger_workers() -> None:
 def test_a_worker_count_that_cannot_be_used_is_refused_saying_what_is_allowed(workers: str) -> None:
     with pytest.raises(InvalidInput, match="must be a whole number from 1 to 64"):
         Config.from_env({"LEDGER_WORKERS": workers})
+
+
+@pytest.mark.parametrize(
+    ("url", "memory"),
+    [("sqlite:///:memory:", True), ("sqlite://", True), ("sqlite:///ledger.db", False),
+     ("sqlite:////:memory:", False), ("postgresql://postgres@localhost/ledger", False)],
+)  # fmt: skip
+def test_an_in_memory_database_is_told_from_a_file(url: str, memory: bool) -> None:
+    assert in_memory(url) is memory
