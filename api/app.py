@@ -14,11 +14,12 @@ from aiohttp import web
 
 from api import command_routes, export_routes, log_routes, metrics, openapi, ops_routes, query_routes
 from api.auth import authenticate
-from api.keys import CONFIG, METRICS, SERVICE, STORE, TOKENS, WRITER
+from api.keys import CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problems, request_ids
 from ledger.config import Config, load_signer
 from ledger.projector import VersionProjector
+from ledger.proofs import NodeCache, ReadNodes
 from ledger.service import LedgerService
 from ledger.store import Store, open_store
 from ledger.writer import Writer
@@ -48,6 +49,8 @@ def create_app(config: Config, *, store: Store | None = None, writer: Writer | N
 
 def _attach(app: web.Application, store: Store, writer: Writer) -> None:
     app[STORE], app[WRITER], app[TOKENS] = store, writer, store.find_token
+    nodes: ReadNodes = NodeCache(store.read_nodes)
+    app[NODES] = nodes
     app[SERVICE] = LedgerService(store, writer)
     writer.on_batch = app[METRICS].observe_batch
 

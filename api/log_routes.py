@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.keys import CONFIG, STORE
+from api.keys import CONFIG, NODES, STORE
 from api.params import flag, query, required, whole
 from api.problems import render
 from ledger import exporting, proofs
@@ -71,7 +71,7 @@ async def inclusion(request: web.Request) -> web.Response:
         size = await _checkpointed_size(store)
         if seq >= size:
             raise NotFound(f"seq {seq} is not in the latest checkpoint (tree size {size}); ask again later")
-    leaf_hash, hashes, root = await proofs.inclusion(store.read_nodes, seq, size)
+    leaf_hash, hashes, root = await proofs.inclusion(request.app[NODES], seq, size)
     return render({"seq": seq, "size": size, "leaf_hash": _b64(leaf_hash), "root": _b64(root),
                    "hashes": [_b64(h) for h in hashes]})  # fmt: skip
 
@@ -82,7 +82,7 @@ async def consistency(request: web.Request) -> web.Response:
     first, second = required(request, "from", minimum=1), query(request, "to", minimum=1)
     if second is None:
         second = await _checkpointed_size(store)
-    hashes = await proofs.consistency_proof(store.read_nodes, first, second)
+    hashes = await proofs.consistency_proof(request.app[NODES], first, second)
     return render({"from": first, "to": second, "hashes": [_b64(h) for h in hashes]})
 
 

@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from ledger import merkle
 from ledger.errors import InvalidInput, NotFound
 
-__all__ = ["ReadNodes", "consistency_proof", "inclusion", "inclusion_proof", "inclusion_proofs", "root_at"]
+__all__ = [
+    "NodeCache",
+    "ReadNodes",
+    "consistency_proof",
+    "inclusion",
+    "inclusion_proof",
+    "inclusion_proofs",
+    "root_at",
+]
 
 ReadNodes = Callable[[Sequence[merkle.NodeKey]], Awaitable[dict[merkle.NodeKey, bytes]]]
 T = TypeVar("T")
+
+
+class NodeCache:
+    """The most recently used stored hashes, in front of ``read_nodes``.
+
+    A stored hash never changes once written (only complete subtrees are stored, in the
+    append-only log's own transaction), so a cached one is never stale."""
+
+    def __init__(self, read_nodes: ReadNodes, capacity: int = 65_536) -> None:
+        self._read = read_nodes
+        self._capacity = capacity
+        self._nodes: OrderedDict[merkle.NodeKey, bytes] = OrderedDict()
+
+    async def __call__(self, keys: Sequence[merkle.NodeKey]) -> dict[merkle.NodeKey, bytes]:
+        found = {key: self._nodes[key] for key in keys if key in self._nodes}
+        for key in found:
+            self._nodes.move_to_end(key)
+        missing = [key for key in keys if key not in found]
+        if missing:
+            fetched = await self._read(missing)
+            found |= fetched
+            self._nodes.update(fetched)
+            while len(self._nodes) > self._capacity:
+                self._nodes.popitem(last=False)
+        return found
 
 
 async def _run(read_nodes: ReadNodes, size: int, build: Callable[[merkle.NodeReader], T]) -> T:
