@@ -86,9 +86,13 @@ def run(config: Config) -> int:
             workers.append(pid)
         for own in sockets[1:]:
             own.close()
-        failed = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
-    failed += _reap(workers)
-    shutil.rmtree(figures, ignore_errors=True)
+        died: list[int] = []
+        try:
+            died = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
+        finally:  # also when this process could not serve: the workers stop with it
+            _signal(workers, signal.SIGTERM)
+            failed = died + _reap(workers)
+            shutil.rmtree(figures, ignore_errors=True)
     if failed:
         log.error("workers_failed", pids=failed)
     return 1 if failed else 0
