@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import re
 import signal
@@ -40,8 +41,17 @@ def alive(pid: int) -> bool:
 
 
 def started(tmp_path: Path, database_url: str, workers: int) -> tuple[Server, dict[str, str]]:
-    env = environment(tmp_path, database_url, _free_port()) | {"LEDGER_WORKERS": str(workers)}
+    env = environment(tmp_path, database_url, _free_port()) | {
+        "LEDGER_WORKERS": str(workers),
+        "LEDGER_LOG_LEVEL": "info",
+    }
     return start(env, tmp_path, "workers"), env
+
+
+def appended_by(server: Server) -> set[int]:
+    """The pids that answered POST /v1/policies, from the access log lines."""
+    lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+    return {line["pid"] for line in lines if line.get("event") == "request" and line.get("method") == "POST"}
 
 
 def token(env: dict[str, str], tmp_path: Path) -> str:
@@ -68,7 +78,8 @@ async def append_many(url: str, secret: str) -> list[int]:
 async def test_two_workers_append_into_one_gap_free_log_that_verifies(tmp_path: Path, database_url: str) -> None:
     server, env = started(tmp_path, database_url, workers=2)
     try:
-        assert len(workers_of(server)) == 1
+        forked = workers_of(server)
+        assert len(forked) == 1
         seqs = await append_many(server.url, await asyncio.to_thread(token, env, tmp_path))
         assert sorted(seqs) == list(range(min(seqs), min(seqs) + APPENDS))
         verify = [sys.executable, "-m", "ledger", "verify", "--url", server.url]
@@ -76,6 +87,7 @@ async def test_two_workers_append_into_one_gap_free_log_that_verifies(tmp_path: 
         assert checked.returncode == 0, checked.stdout + checked.stderr
     finally:
         assert server.stop() == 0, server.output()
+    assert appended_by(server) == {server.process.pid, *forked}
 
 
 def test_sigterm_stops_every_worker_with_code_0(tmp_path: Path) -> None:
