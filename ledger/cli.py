@@ -105,7 +105,10 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="verify a bundle offline, then write it as readable HTML and CSV")
     report.add_argument("--bundle", type=Path, required=True, metavar="FILE", help="the export bundle")
-    report.add_argument("--key", required=True, metavar="VKEY", help="the log's verifier key, or a file holding it")
+    report.add_argument(
+        "--key", required=True, action="append", metavar="VKEY",
+        help="the log's verifier key, or a file holding it (repeat it for each key the log has had)",
+    )  # fmt: skip
     report.add_argument("--html", type=Path, metavar="FILE", help="write the printable HTML report here")
     report.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV line per decision here")
 
@@ -124,7 +127,7 @@ def _verify_offline(args: argparse.Namespace) -> int:
     if not args.vkeys:
         raise InvalidInput("offline verification needs --key VKEY: the log's verifier key, from a source you trust")
     argv = ["--bundle", str(args.bundle)] if args.bundle else ["--receipt", str(args.receipt)]
-    return offline.main([*argv, "--key", args.vkeys[0]])
+    return offline.main([*argv, *(arg for vkey in args.vkeys for arg in ("--key", vkey))])
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -133,7 +136,8 @@ def _report(args: argparse.Namespace) -> int:
     except OSError as e:
         raise InvalidInput(f"cannot read the bundle {args.bundle}: {e.strerror}") from None
     try:
-        bundle = offline.verify_bundle(raw, offline.parse_vkey(offline.read_key(args.key)))
+        keys = [offline.parse_vkey(offline.read_key(text)) for text in args.key]
+        bundle = offline.verify_bundle(raw, keys)
     except offline.BundleError as e:
         raise VerificationError(f"the bundle does not verify, so no report was written: {e}") from None
     if args.html:

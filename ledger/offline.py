@@ -10,7 +10,8 @@ the service's own verifier in the tests). Run it as
     python offline.py --receipt receipt.json --key VKEY          (the file copied alone)
 
 VKEY is the log's verifier key, ``name+keyid+base64(0x01 || public key)``, obtained from
-the log's operator through a channel you trust (or a file holding it).
+the log's operator through a channel you trust (or a file holding it); ``--key`` again
+for each key the log had before, if its key was replaced.
 
 What is checked: the C2SP signed-note checkpoint's Ed25519 signature; each event's
 canonical form and Ed25519 signature; each RFC 9162 inclusion proof against the
@@ -46,8 +47,10 @@ __all__ = [
     "Bundle",
     "BundleError",
     "Entry",
+    "Keys",
     "LogKey",
     "Receipt",
+    "keyring",
     "main",
     "parse_vkey",
     "read_bundle",
@@ -99,6 +102,21 @@ def parse_vkey(text: str) -> LogKey:
     return LogKey(name, key_id, Ed25519PublicKey.from_public_bytes(key[1:]))
 
 
+Keys = LogKey | Sequence[LogKey]  # the key a reader trusts, or several: the log's key was replaced
+
+
+def keyring(keys: Keys) -> tuple[LogKey, ...]:
+    """The trusted keys, all of one log (one name), at least one."""
+    ring = (keys,) if isinstance(keys, LogKey) else tuple(keys)
+    if not ring or len({key.name for key in ring}) != 1:
+        raise BundleError("give one or more verifier keys, all of the same log")
+    return ring
+
+
+def _trusted(ring: tuple[LogKey, ...]) -> str:
+    return ", ".join(f"{key.name}+{key.key_id_hex}" for key in ring)
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     origin: str
@@ -107,15 +125,16 @@ class Checkpoint:
     note: str
 
 
-def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
-    """Check a signed checkpoint note against ``key``; return what it states."""
+def open_checkpoint(note: str, keys: Keys) -> Checkpoint:
+    """Check a signed checkpoint note against the trusted ``keys``; return what it states."""
+    ring = keyring(keys)
     body, sep, signatures = note.rpartition("\n\n")
     if not sep or not note.endswith("\n"):
         raise BundleError("the checkpoint is not a signed note (text, a blank line, signature lines)")
-    _check_signatures(body + "\n", signatures[:-1].split("\n"), key)
+    _check_signatures(body + "\n", signatures[:-1].split("\n"), ring)
     lines = body.split("\n")
-    if len(lines) < 3 or lines[0] != key.name:
-        raise BundleError(f"the checkpoint is not for the log {key.name!r}")
+    if len(lines) < 3 or lines[0] != ring[0].name:
+        raise BundleError(f"the checkpoint is not for the log {ring[0].name!r}")
     size = lines[1]
     if not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")) or int(size) >= 2**64:
         raise BundleError("the checkpoint's tree size is not a decimal number below 2^64")
@@ -125,9 +144,10 @@ def open_checkpoint(note: str, key: LogKey) -> Checkpoint:
     return Checkpoint(lines[0], int(lines[1]), root, note)
 
 
-def _check_signatures(text: str, lines: list[str], key: LogKey) -> None:
-    """Every line is a signature line; the log key's verifies; others (witnesses) are skipped."""
-    signed = False
+def _check_signatures(text: str, lines: list[str], ring: tuple[LogKey, ...]) -> None:
+    """Every line is a signature line; each by a trusted key verifies, and there is one; the
+    others (witnesses, keys not trusted) are skipped."""
+    by_id, signed = {(key.name, key.key_id): key for key in ring}, False
     for line in lines:
         match = _SIGNATURE_LINE.fullmatch(line)
         try:
@@ -136,7 +156,8 @@ def _check_signatures(text: str, lines: list[str], key: LogKey) -> None:
             raw = b""
         if match is None or len(raw) < 5:
             raise BundleError("the checkpoint holds a line after its text that is not a signature line")
-        if match.group(1) != key.name or raw[:4] != key.key_id:
+        key = by_id.get((match.group(1), raw[:4]))
+        if key is None:
             continue
         if not _signature_ok(key, raw[4:], text.encode()):
             raise BundleError(
@@ -145,7 +166,7 @@ def _check_signatures(text: str, lines: list[str], key: LogKey) -> None:
             )
         signed = True
     if not signed:
-        raise BundleError(f"the checkpoint carries no valid signature by the log key {key.name}+{key.key_id_hex}")
+        raise BundleError(f"the checkpoint carries no valid signature by a trusted log key ({_trusted(ring)})")
 
 
 def _signature_ok(key: LogKey, signature: bytes, message: bytes) -> bool:
@@ -201,19 +222,22 @@ class Entry:
     event: dict[str, Any]
 
 
-def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], key: LogKey, checkpoint: Checkpoint) -> Entry:
-    """Decode a leaf, check its canonical form, its signature and its inclusion proof."""
+def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], keys: Keys, checkpoint: Checkpoint) -> Entry:
+    """Decode a leaf, check its canonical form, its signature (by the trusted key it names) and
+    its inclusion proof."""
+    ring = keyring(keys)
     event = _decode(leaf, f"seq {seq}")
     if not isinstance(event, dict) or _canonical(event) != leaf:
         raise BundleError(f"seq {seq}: the event is not in canonical JSON form, as every recorded event is")
-    if not (_is_int(event.get("v"), 1) and event.get("log") == key.name and _is_int(event.get("seq"), seq)):
-        raise BundleError(f"seq {seq}: the event does not say it is seq {seq} of log {key.name!r} (format 1)")
+    if not (_is_int(event.get("v"), 1) and event.get("log") == ring[0].name and _is_int(event.get("seq"), seq)):
+        raise BundleError(f"seq {seq}: the event does not say it is seq {seq} of log {ring[0].name!r} (format 1)")
     if not (isinstance(event.get("stream"), str) and isinstance(event.get("schema"), str)):
         raise BundleError(f"seq {seq}: the event names no stream or schema")
     if not (_is_int(event.get("version")) and event["version"] >= 1 and isinstance(event.get("data"), dict)):
         raise BundleError(f"seq {seq}: the event has no version of 1 or more, or no data object")
-    if event.get("key_id") != key.key_id_hex:
-        raise BundleError(f"seq {seq}: the event is signed by key {event.get('key_id')!r}, not the log key")
+    key = next((key for key in ring if event.get("key_id") == key.key_id_hex), None)
+    if key is None:
+        raise BundleError(f"seq {seq}: the event is signed by key {event.get('key_id')!r}, not a trusted log key")
     signature = _b64(event.get("sig"), f"seq {seq}: the signature")
     unsigned = {k: v for k, v in event.items() if k != "sig"}
     if not _signature_ok(key, signature, EVENT_CONTEXT + _canonical(unsigned)):
@@ -256,21 +280,22 @@ def _malformed(what: str) -> Iterator[None]:
         raise BundleError(f"the {what} is malformed ({type(e).__name__}: {e})") from None
 
 
-def verify_receipt(raw: bytes, key: LogKey) -> Receipt:
+def verify_receipt(raw: bytes, keys: Keys) -> Receipt:
     """Check a receipt: one event, its inclusion proof and the signed checkpoint."""
+    ring = keyring(keys)
     with _malformed("receipt"):
-        return _verify_receipt(raw, key)
+        return _verify_receipt(raw, ring)
 
 
-def _verify_receipt(raw: bytes, key: LogKey) -> Receipt:
+def _verify_receipt(raw: bytes, ring: tuple[LogKey, ...]) -> Receipt:
     doc = _document(raw, RECEIPT_FORMAT, "receipt")
-    checkpoint = open_checkpoint(_field(doc, "checkpoint", str), key)
+    checkpoint = open_checkpoint(_field(doc, "checkpoint", str), ring)
     proof = _field(doc, "inclusion", dict)
     if _field(proof, "size", int) != checkpoint.size:
         raise BundleError("the receipt's inclusion proof is not for the tree size of its checkpoint")
     seq = _field(doc, "seq", int)
     leaf = _b64(_field(doc, "leaf", str), "leaf")
-    entry = check_event(seq, leaf, _hashes(proof), key, checkpoint)
+    entry = check_event(seq, leaf, _hashes(proof), ring, checkpoint)
     if "leaf_hash" in doc and _b64(doc["leaf_hash"], "leaf_hash") != entry.leaf_hash:
         raise BundleError(f"seq {seq}: the receipt's leaf_hash is not the hash of its leaf")
     if "event" in doc and _canonical(doc["event"]) != leaf:
@@ -302,34 +327,39 @@ def read_bundle(raw: bytes) -> dict[str, Any]:
     return _document(raw, BUNDLE_FORMAT, "bundle")
 
 
-def verify_bundle(raw: bytes, key: LogKey, *, workers: int = 2) -> Bundle:
-    """Check every part of a bundle; raise BundleError naming the first thing wrong."""
+def verify_bundle(raw: bytes, keys: Keys, *, workers: int = 2) -> Bundle:
+    """Check every part of a bundle against the trusted ``keys``; raise BundleError naming the
+    first thing wrong. Events signed before the log's key was replaced need the old key too."""
+    ring = keyring(keys)
     with _malformed("bundle"):
-        return _verify_bundle(raw, key, workers)
+        return _verify_bundle(raw, ring, workers)
 
 
-def _verify_bundle(raw: bytes, key: LogKey, workers: int) -> Bundle:
+def _verify_bundle(raw: bytes, ring: tuple[LogKey, ...], workers: int) -> Bundle:
     doc = read_bundle(raw)
-    checkpoint = open_checkpoint(_field(doc, "checkpoint", str), key)
+    checkpoint = open_checkpoint(_field(doc, "checkpoint", str), ring)
     manifest = _field(doc, "manifest", dict)
-    _check_manifest(manifest, _b64(_field(doc, "manifest_sig", str), "manifest_sig"), key, checkpoint)
-    entries = _check_events(_field(doc, "events", list), key, checkpoint, workers)
+    _check_manifest(manifest, _b64(_field(doc, "manifest_sig", str), "manifest_sig"), ring, checkpoint)
+    entries = _check_events(_field(doc, "events", list), ring, checkpoint, workers)
     check_links(entries)
     _check_streams(manifest, entries)
     released, erased = _check_disclosures(manifest, _field(doc, "disclosures", dict), entries)
     return Bundle(manifest, checkpoint, tuple(entries), released, erased)
 
 
-def _check_manifest(manifest: dict[str, Any], signature: bytes, key: LogKey, checkpoint: Checkpoint) -> None:
-    if not _signature_ok(key, signature, MANIFEST_CONTEXT + _canonical(manifest)):
+def _check_manifest(
+    manifest: dict[str, Any], signature: bytes, ring: tuple[LogKey, ...], checkpoint: Checkpoint
+) -> None:
+    signed = MANIFEST_CONTEXT + _canonical(manifest)
+    if not any(_signature_ok(key, signature, signed) for key in ring):
         raise BundleError("the manifest's signature does not verify: the manifest was altered")
     stated = _field(manifest, "checkpoint", dict)
     if _field(stated, "size", int) != checkpoint.size or _field(stated, "root", str) != _b64text(checkpoint.root):
         raise BundleError("the manifest names another checkpoint than the one in the bundle")
-    _check_shape(manifest, key)
+    _check_shape(manifest, ring[0].name)
 
 
-def _check_shape(manifest: Mapping[str, Any], key: LogKey) -> None:
+def _check_shape(manifest: Mapping[str, Any], origin: str) -> None:
     """The manifest's members have the types and agreements docs/bundles.md gives them."""
 
     def strings(value: Any) -> bool:
@@ -339,7 +369,7 @@ def _check_shape(manifest: Mapping[str, Any], key: LogKey) -> None:
         return isinstance(value, dict) and all(isinstance(k, str) and test(v) for k, v in value.items())
 
     shapes = {
-        "origin": lambda v: v == key.name,
+        "origin": lambda v: v == origin,
         "exported_at": lambda v: isinstance(v, str),
         "exported_by": lambda v: mapping(v, lambda s: isinstance(s, str)) and {"id", "role"} <= v.keys(),
         "selection": _selection_ok,
@@ -367,14 +397,14 @@ def _selection_ok(selection: Any) -> bool:
     return bool(wanted) and selection.keys() == wanted and all(isinstance(v, str) for v in selection.values())
 
 
-def _check_events(items: list[Any], key: LogKey, checkpoint: Checkpoint, workers: int) -> list[Entry]:
+def _check_events(items: list[Any], ring: tuple[LogKey, ...], checkpoint: Checkpoint, workers: int) -> list[Entry]:
     parsed = [_event_item(i, item) for i, item in enumerate(items)]
     seqs = [seq for seq, _, _ in parsed]
     if seqs != sorted(set(seqs)):
         raise BundleError("the events are not in increasing seq order, or one appears twice")
     with ThreadPoolExecutor(max(1, workers)) as pool:  # signature checks release the GIL
         chunks = pool.map(
-            lambda part: [check_event(seq, leaf, proof, key, checkpoint) for seq, leaf, proof in part],
+            lambda part: [check_event(seq, leaf, proof, ring, checkpoint) for seq, leaf, proof in part],
             _chunks(parsed, 256),
         )
         return [entry for chunk in chunks for entry in chunk]
@@ -609,10 +639,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--bundle", metavar="FILE", help="an export bundle (.json or .json.gz)")
     which.add_argument("--receipt", metavar="FILE", help="a receipt for one event")
-    parser.add_argument("--key", required=True, metavar="VKEY", help="the log's verifier key, or a file holding it")
+    parser.add_argument(
+        "--key", required=True, action="append", metavar="VKEY",
+        help="the log's verifier key, or a file holding it (repeat it for each key the log has had)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        key = parse_vkey(read_key(args.key))
+        key = keyring([parse_vkey(read_key(text)) for text in args.key])
         with open(args.bundle or args.receipt, "rb") as f:
             raw = f.read()
         if args.bundle:

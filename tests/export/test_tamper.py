@@ -143,7 +143,7 @@ def test_events_out_of_order_are_refused(bundle: Doc, key: LogKey) -> None:
 
 def test_a_bundle_checked_with_another_key_fails(bundle: Doc, signer: Signer) -> None:
     stranger = parse_vkey(Signer.generate(signer.name).verifier.vkey)
-    refused(bundle, stranger, "the checkpoint carries no valid signature by the log key")
+    refused(bundle, stranger, "the checkpoint carries no valid signature by a trusted log key")
 
 
 def test_a_truncated_file_is_refused_as_not_json(bundle: Doc, key: LogKey) -> None:

@@ -56,14 +56,14 @@ def test_the_go_sumdb_note_example_key_parses_with_its_key_id() -> None:
 
 def test_the_go_sumdb_note_example_signature_verifies() -> None:
     text, signatures = NEUMANN_NOTE.split("\n\n")
-    offline._check_signatures(text + "\n", signatures.rstrip("\n").split("\n"), parse_vkey(NEUMANN_VKEY))
+    offline._check_signatures(text + "\n", signatures.rstrip("\n").split("\n"), (parse_vkey(NEUMANN_VKEY),))
 
 
 def test_the_go_sumdb_note_example_with_one_changed_word_does_not_verify() -> None:
     text, signatures = NEUMANN_NOTE.split("\n\n")
     changed = text.replace("problem,", "problems,") + "\n"
     with pytest.raises(BundleError, match="the one there does not verify"):
-        offline._check_signatures(changed, signatures.rstrip("\n").split("\n"), parse_vkey(NEUMANN_VKEY))
+        offline._check_signatures(changed, signatures.rstrip("\n").split("\n"), (parse_vkey(NEUMANN_VKEY),))
 
 
 def test_a_checkpoint_with_a_line_that_is_no_signature_is_refused(signer: Signer) -> None:
