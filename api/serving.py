@@ -23,7 +23,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import NoReturn
@@ -70,42 +70,38 @@ def run(config: Config) -> int:
     log.info("starting", host=config.host, port=config.port, workers=config.workers)
     if config.workers > 1 and in_memory(config.database_url):
         raise InvalidInput("several workers cannot share an in-memory SQLite database; use a file or PostgreSQL")
-    with _signals_held():
-        if config.workers == 1:
-            asyncio.run(_until_signalled(config))
-            return 0
-        asyncio.run(_prepare(config))
-        sockets = _listening(config.host, config.port, config.workers)
-        figures = Path(tempfile.mkdtemp(prefix="policy-ledger-metrics-"))
-        share_between_processes(figures)
-        first, workers = os.getpid(), []
-        for own in sockets[1:]:
-            pid = os.fork()
-            if pid == 0:
-                _work(config, own, sockets, first)
-            workers.append(pid)
-        for own in sockets[1:]:
-            own.close()
-        died: list[int] = []
-        try:
-            died = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
-        finally:  # also when this process could not serve: the workers stop with it
-            _signal(workers, signal.SIGTERM)
-            failed = died + _reap(workers)
-            shutil.rmtree(figures, ignore_errors=True)
+    _hold_signals()
+    if config.workers == 1:
+        asyncio.run(_until_signalled(config))
+        return 0
+    asyncio.run(_prepare(config))
+    sockets = _listening(config.host, config.port, config.workers)
+    figures = Path(tempfile.mkdtemp(prefix="policy-ledger-metrics-"))
+    share_between_processes(figures)
+    first, workers = os.getpid(), []
+    for own in sockets[1:]:
+        pid = os.fork()
+        if pid == 0:
+            _work(config, own, sockets, first)
+        workers.append(pid)
+    for own in sockets[1:]:
+        own.close()
+    died: list[int] = []
+    try:
+        died = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
+    finally:  # also when this process could not serve: the workers stop with it
+        _signal(workers, signal.SIGTERM)
+        failed = died + _reap(workers)
+        shutil.rmtree(figures, ignore_errors=True)
     if failed:
         log.error("workers_failed", pids=failed)
     return 1 if failed else 0
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGTERM and SIGINT wait (also in forked workers) until a process's loop handles them."""
+def _hold_signals() -> None:
+    """SIGTERM and SIGINT wait (also in forked workers) while no loop handles them: before it
+    starts, and once it has stopped (a second signal must not kill a process that is exiting)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
 
 async def _prepare(config: Config) -> None:
@@ -164,6 +160,7 @@ async def _until_signalled(
         await serve(config, stop=stop, sock=sock)
     finally:
         watch.cancel()
+        _hold_signals()  # before the loop closes and its handlers are gone
     return died
 
 
