@@ -89,8 +89,8 @@ def validate(name: str, data: Any) -> None:
     """Return nothing if ``data`` matches schema ``name``, else raise SchemaViolation.
 
     A compiled validator answers first (valid data, the usual case, costs microseconds);
-    only data it refuses goes through the thorough one, which says what to fix and is
-    the final word."""
+    data it refuses goes to the thorough one, which has the last word on it and says what
+    to fix. A property test holds the two to the same verdict."""
     if _quick_check(name, data):
         return
     errors = list(_validator(name).iter_errors(data))

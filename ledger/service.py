@@ -4,7 +4,8 @@ A thin shell over the pure core. ``execute`` loads a stream's state by folding i
 from the log, asks the rules (``ledger.policy``) what to record, seals the sensitive
 fields and appends through the writer with the loaded version as the expected one, so a
 concurrent change is a VersionConflict: retried (load, decide, append again) unless the
-caller named its own expected version. The queries read the stored projections
+caller named its own expected version. A command that creates its stream (issue, grant)
+first skips the load and expects the stream empty. The queries read the stored projections
 (``ledger.versions``) as of a seq or a time and answer with the pure
 ``ledger.projections`` functions. Auditors and admins see sealed fields in clear; everyone
 else sees their digests; an erased disclosure shows as erased to all.
