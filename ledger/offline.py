@@ -645,13 +645,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        key = keyring([parse_vkey(read_key(text)) for text in args.key])
+        keys = keyring([parse_vkey(read_key(text)) for text in args.key])
         with open(args.bundle or args.receipt, "rb") as f:
             raw = f.read()
         if args.bundle:
-            print(verdict_of_bundle(verify_bundle(raw, key)))
+            print(verdict_of_bundle(verify_bundle(raw, keys)))
         else:
-            print(verdict_of_receipt(verify_receipt(raw, key)))
+            print(verdict_of_receipt(verify_receipt(raw, keys)))
     except (BundleError, OSError) as e:
         print(f"NOT VERIFIED: {e}", file=sys.stderr)
         return 1

@@ -47,7 +47,6 @@ __all__ = [
     "required_role",
 ]
 
-Event = Mapping[str, Any]
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

@@ -109,6 +109,12 @@ def environment(tmp_path: Path, database_url: str, port: int) -> dict[str, str]:
                   "LEDGER_PORT": str(port), "LEDGER_LOG_LEVEL": "warning"}  # fmt: skip
 
 
+def officer_token(env: dict[str, str], tmp_path: Path) -> str:
+    """A policy-officer token made by the command line, for the database in ``env``."""
+    create = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "policy-officer", "--name", "load"]
+    return subprocess.run(create, env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def start(env: dict[str, str], tmp_path: Path, name: str) -> Server:
     log = tmp_path / f"{name}.log"
     with log.open("wb") as out:

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from ledger import schemas
-from tests.e2e.conftest import _free_port, environment, start
+from tests.e2e.conftest import _free_port, environment, officer_token, start
 
 pytestmark = pytest.mark.slow
 CLIENTS = 32
@@ -42,9 +42,7 @@ async def append_until_killed(url: str, token: str, acknowledged: dict[str, int]
 async def test_every_acknowledged_append_survives_a_sigkill(tmp_path: Path, database_url: str) -> None:
     env = environment(tmp_path, database_url, _free_port())
     cli = [sys.executable, "-m", "ledger"]
-    create = [*cli, "tokens", "create", "--role", "policy-officer", "--name", "load"]
-    made = await asyncio.to_thread(subprocess.run, create, env=env, cwd=tmp_path, capture_output=True, text=True)
-    token = made.stdout.strip()
+    token = await asyncio.to_thread(officer_token, env, tmp_path)
     server = start(env, tmp_path, "first")
     acknowledged: dict[str, int] = {}
     enough = asyncio.Event()

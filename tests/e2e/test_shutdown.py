@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from ledger import schemas
-from tests.e2e.conftest import _free_port, environment, start
+from tests.e2e.conftest import _free_port, environment, officer_token, start
 
 pytestmark = pytest.mark.slow
 CLIENTS = 16
@@ -46,9 +46,7 @@ async def test_sigterm_during_appends_answers_what_it_took_and_loses_nothing(
 ) -> None:
     env = environment(tmp_path, database_url, _free_port()) | {"LEDGER_WORKERS": str(workers)}
     cli = [sys.executable, "-m", "ledger"]
-    create = [*cli, "tokens", "create", "--role", "policy-officer", "--name", "load"]
-    made = await asyncio.to_thread(subprocess.run, create, env=env, cwd=tmp_path, capture_output=True, text=True)
-    token = made.stdout.strip()
+    token = await asyncio.to_thread(officer_token, env, tmp_path)
     server = start(env, tmp_path, "first")
     acknowledged: dict[str, int] = {}
     statuses: list[int] = []

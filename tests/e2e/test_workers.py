@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from ledger import schemas
-from tests.e2e.conftest import Server, _free_port, environment, start
+from tests.e2e.conftest import Server, _free_port, environment, officer_token, start
 
 pytestmark = pytest.mark.slow
 APPENDS = 120
@@ -54,11 +54,6 @@ def appended_by(server: Server) -> set[int]:
     return {line["pid"] for line in lines if line.get("event") == "request" and line.get("method") == "POST"}
 
 
-def token(env: dict[str, str], tmp_path: Path) -> str:
-    create = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "policy-officer", "--name", "load"]
-    return subprocess.run(create, env=env, cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
-
-
 async def append_many(url: str, secret: str) -> list[int]:
     """APPENDS policies, each over its own connection (so the kernel spreads them over workers)."""
     data = copy.deepcopy(dict(schemas.example("policy.issued/1")))
@@ -80,7 +75,7 @@ async def test_two_workers_append_into_one_gap_free_log_that_verifies(tmp_path: 
     try:
         forked = workers_of(server)
         assert len(forked) == 1
-        seqs = await append_many(server.url, await asyncio.to_thread(token, env, tmp_path))
+        seqs = await append_many(server.url, await asyncio.to_thread(officer_token, env, tmp_path))
         assert sorted(seqs) == list(range(min(seqs), min(seqs) + APPENDS))
         verify = [sys.executable, "-m", "ledger", "verify", "--url", server.url]
         checked = await asyncio.to_thread(subprocess.run, verify, env=env, cwd=tmp_path, capture_output=True, text=True)
