@@ -20,6 +20,7 @@ from ledger.versions import VersionSet
 
 __all__ = [
     "ABANDONED_AFTER",
+    "AppendWatch",
     "KeyRow",
     "LeafRow",
     "Remembered",
@@ -110,6 +111,18 @@ class WriteTransaction(Protocol):
         ...
 
 
+class AppendWatch(Protocol):
+    """Hears of appends to a log made by any process (see :meth:`Store.watch_appends`)."""
+
+    @property
+    def heard(self) -> int | None:
+        """A count that moves on whenever the log may have grown since it was last read; None
+        while appends cannot be heard, so that nothing read from the store counts as current."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class Store(Protocol):
     """A log's storage; every method is one short transaction unless it says otherwise."""
 
@@ -128,6 +141,10 @@ class Store(Protocol):
         ...
 
     async def log_size(self) -> int: ...
+
+    async def watch_appends(self) -> AppendWatch | None:
+        """Start hearing of appends from every process, or None where the backend cannot."""
+        ...
 
     async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
         """Events with start <= seq < end, in seq order."""

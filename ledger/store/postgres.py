@@ -14,6 +14,7 @@ from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
+from ledger.store.postgres_notices import AppendNotices
 from ledger.store.postgres_projections import PostgresProjectionReads, PostgresProjectionWrites
 from ledger.tokens import TokenRecord
 
@@ -161,9 +162,10 @@ async def _no_session_state(conn: Connection) -> None:
 class PostgresStore(PostgresProjectionReads):
     """A log in one PostgreSQL database (or schema, via ``server_settings``)."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, server_settings: dict[str, str] | None = None) -> None:
         self._pool = pool
         self.url = url
+        self._server_settings = server_settings
 
     @classmethod
     async def open(
@@ -174,7 +176,7 @@ class PostgresStore(PostgresProjectionReads):
                 url, min_size=min_size, max_size=max_size, server_settings=server_settings, timeout=10,
                 reset=_no_session_state,
             )  # fmt: skip
-        return cls(pool, url)
+        return cls(pool, url, server_settings)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -214,6 +216,12 @@ class PostgresStore(PostgresProjectionReads):
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with _reachable(self.url):
             return await self._pool.fetch(query, *args)
+
+    async def watch_appends(self) -> AppendNotices:
+        notices = AppendNotices(lambda: asyncpg.connect(self.url, server_settings=self._server_settings, timeout=10))
+        async with _reachable(self.url):
+            await notices.start()
+        return notices
 
     async def log_size(self) -> int:
         rows = await self._fetch("SELECT max(seq) AS top FROM events")

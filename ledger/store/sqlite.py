@@ -180,6 +180,10 @@ class SqliteStore(SqliteProjectionReads):
         async with self._lock:
             return await _log_size(self._conn)
 
+    async def watch_appends(self) -> None:
+        """SQLite cannot tell one process of another's appends (a service on it caches nothing)."""
+        return None
+
     async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
         rows = await self._read(
             "SELECT seq, leaf, leaf_hash FROM events WHERE seq >= ? AND seq < ? ORDER BY seq", (start, end)

@@ -1,0 +1,12 @@
+-- Each statement that appends events tells whoever listens on channel policy_ledger_appends
+-- (the services' decision caches) that the log has grown. PostgreSQL delivers the notice
+-- when the transaction commits, and drops it on rollback. The payload is the schema, so
+-- that logs kept in different schemas of one database are told apart.
+CREATE FUNCTION ledger_notify_append() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('policy_ledger_appends', current_schema());
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER events_notify_append AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_notify_append();
