@@ -14,14 +14,16 @@ from aiohttp import web
 
 from api import command_routes, export_routes, log_routes, metrics, openapi, ops_routes, query_routes
 from api.auth import authenticate
-from api.keys import CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
+from api.keys import COMMITS, CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problems, request_ids
 from ledger.config import Config, load_signer
+from ledger.decision_cache import Commits, DecisionCache
 from ledger.projector import VersionProjector
 from ledger.proofs import NodeCache, ReadNodes
 from ledger.service import LedgerService
 from ledger.store import Store, open_store
+from ledger.store.base import AppendWatch
 from ledger.writer import Writer
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -31,13 +33,16 @@ log = structlog.get_logger("api")
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(config: Config, *, store: Store | None = None, writer: Writer | None = None) -> web.Application:
-    """The service; ``store`` and ``writer`` (both or neither) stay the caller's to close."""
+def create_app(
+    config: Config, *, store: Store | None = None, writer: Writer | None = None, commits: Commits | None = None
+) -> web.Application:
+    """The service; ``store`` and ``writer`` (both or neither) stay the caller's to close, and
+    it keeps no decision cache. ``commits``: shared with the other workers of this service."""
     if (store is None) != (writer is None):
         raise ValueError("give create_app both a store and a writer, or neither")
     middlewares = [metrics_middleware, request_ids, problems, authenticate]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
-    app[CONFIG], app[METRICS] = config, Metrics()
+    app[CONFIG], app[METRICS], app[COMMITS] = config, Metrics(), commits or Commits()
     if store is not None and writer is not None:
         _attach(app, store, writer)
     else:
@@ -47,11 +52,13 @@ def create_app(config: Config, *, store: Store | None = None, writer: Writer | N
     return app
 
 
-def _attach(app: web.Application, store: Store, writer: Writer) -> None:
+def _attach(app: web.Application, store: Store, writer: Writer, watch: AppendWatch | None = None) -> None:
     app[STORE], app[WRITER], app[TOKENS] = store, writer, store.find_token
     nodes: ReadNodes = NodeCache(store.read_nodes)
     app[NODES] = nodes
-    app[SERVICE] = LedgerService(store, writer)
+    size = app[CONFIG].decision_cache
+    cache = DecisionCache(size, app[COMMITS], watch) if watch is not None and size > 0 else None
+    app[SERVICE] = LedgerService(store, writer, cache=cache)
     writer.on_batch = app[METRICS].observe_batch
 
 
@@ -60,14 +67,18 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(config.database_url, pool_size=config.db_pool_size)
     try:
         applied = await store.migrate()
-        writer = Writer(store, load_signer(config), projectors=[VersionProjector()])
+        writer = Writer(store, load_signer(config), projectors=[VersionProjector()], commits=app[COMMITS])
         await writer.start()
-        _attach(app, store, writer)
-        log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size())
+        watch = await store.watch_appends() if config.decision_cache > 0 else None
+        _attach(app, store, writer, watch)
+        log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),
+                 decision_cache=watch is not None)  # fmt: skip
         try:
             yield
         finally:
             await writer.close()
+            if watch is not None:
+                await watch.close()
     finally:
         await store.close()
         log.info("log_closed", origin=config.origin)

@@ -37,6 +37,7 @@ from api.app import create_app
 from api.metrics import share_between_processes
 from api.problems import unparsed
 from ledger.config import Config, load_signer
+from ledger.decision_cache import Commits
 from ledger.errors import InvalidInput
 from ledger.logs import configure_logging
 from ledger.store import in_memory, open_store
@@ -50,10 +51,18 @@ _REAP_MARGIN = 5.0  # seconds more a worker has to exit before it is killed
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-async def serve(config: Config, *, stop: asyncio.Event | None = None, sock: socket.socket | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    stop: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
+    commits: Commits | None = None,
+) -> None:
     """Serve on ``sock`` (else ``config.host:config.port``) until ``stop`` is set (or cancelled),
-    then stop accepting, give requests in flight SHUTDOWN_TIMEOUT seconds, commit what is queued."""
-    runner = _Runner(create_app(config), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    then stop accepting, give requests in flight SHUTDOWN_TIMEOUT seconds, commit what is queued.
+    ``commits``: the count of batches this service's workers share (``ledger.decision_cache``)."""
+    app = create_app(config, commits=commits)
+    runner = _Runner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
         site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, config.host, config.port)
@@ -78,17 +87,18 @@ def run(config: Config) -> int:
     sockets = _listening(config.host, config.port, config.workers)
     figures = Path(tempfile.mkdtemp(prefix="policy-ledger-metrics-"))
     share_between_processes(figures)
-    first, workers = os.getpid(), []
-    for own in sockets[1:]:
+    first, workers, commits = os.getpid(), [], Commits(config.workers)
+    for index, own in enumerate(sockets[1:], start=1):
         pid = os.fork()
         if pid == 0:
-            _work(config, own, sockets, first)
+            commits.claim(index)
+            _work(config, own, sockets, first, commits)
         workers.append(pid)
     for own in sockets[1:]:
         own.close()
     died: list[int] = []
     try:
-        died = asyncio.run(_until_signalled(config, sockets[0], workers=workers))
+        died = asyncio.run(_until_signalled(config, sockets[0], workers=workers, commits=commits))
     finally:  # also when this process could not serve: the workers stop with it
         _signal(workers, signal.SIGTERM)
         failed = died + _reap(workers)
@@ -125,14 +135,14 @@ def _listening(host: str, port: int, count: int) -> list[socket.socket]:
         raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
-def _work(config: Config, own: socket.socket, sockets: list[socket.socket], first: int) -> NoReturn:
+def _work(config: Config, own: socket.socket, sockets: list[socket.socket], first: int, commits: Commits) -> NoReturn:
     """A forked worker's whole life: serve on its own socket until signalled or orphaned."""
     for other in sockets:
         if other is not own:
             other.close()
     code = 0
     try:
-        asyncio.run(_until_signalled(config, own, first=first))
+        asyncio.run(_until_signalled(config, own, first=first, commits=commits))
     except BaseException:
         log.exception("worker_failed")
         code = 1
@@ -140,7 +150,12 @@ def _work(config: Config, own: socket.socket, sockets: list[socket.socket], firs
 
 
 async def _until_signalled(
-    config: Config, sock: socket.socket | None = None, *, workers: list[int] | None = None, first: int | None = None
+    config: Config,
+    sock: socket.socket | None = None,
+    *,
+    workers: list[int] | None = None,
+    first: int | None = None,
+    commits: Commits | None = None,
 ) -> list[int]:
     """Serve until SIGTERM or SIGINT (passed on to ``workers`` at once), until a worker dies,
     or, in a worker, until the ``first`` process is gone. The pids of workers that died."""
@@ -157,7 +172,7 @@ async def _until_signalled(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)  # a signal that came while held arrives now
     watch = asyncio.create_task(_watch(stop, stopping, workers, died, first))
     try:
-        await serve(config, stop=stop, sock=sock)
+        await serve(config, stop=stop, sock=sock, commits=commits)
     finally:
         watch.cancel()
         _hold_signals()  # before the loop closes and its handlers are gone

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ledger import projections
+from ledger.decision_cache import DecisionCache, Question
 from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, VersionConflict
 from ledger.events import Draft, Recorded, decode_leaf
 from ledger.policy import (
@@ -83,15 +84,22 @@ class LedgerService:
     ``writer`` must carry a :class:`~ledger.projector.VersionProjector` for reads to see
     writes at once (a writer without one leaves the projections behind until the next
     projected batch catches them up). ``clock`` is the rules' ``now`` and the default
-    ``at`` of a question.
+    ``at`` of a question. With a ``cache``, current decisions reuse the versions read for
+    the same question while the log stands still (``ledger.decision_cache``).
     """
 
     def __init__(
-        self, store: Store, writer: Writer, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        store: Store,
+        writer: Writer,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        cache: DecisionCache | None = None,
     ) -> None:
         self._store = store
         self._writer = writer
         self._clock = clock
+        self._cache = cache
 
     # -- commands ------------------------------------------------------------------------
 
@@ -169,14 +177,27 @@ class LedgerService:
         """May ``app`` run on ``device`` of ``organisation`` for ``account`` at ``at`` (default: the
         ``as_of`` time, else now), as the ledger stood at ``as_of``?"""
         standing = await self._standing(as_of)
-        versions = await self._store.decision_versions(
-            standing.seq, app=app, organisation=organisation, account=account
-        )
+        if standing.seq == FOREVER and self._cache is not None:
+            versions = await self._current_versions(self._cache, (app, organisation, account))
+        else:
+            versions = await self._store.decision_versions(
+                standing.seq, app=app, organisation=organisation, account=account
+            )
         view = view_of(await self._revealed(versions, role), standing.size)
         return projections.decide_access(
             view, app=app, organisation=organisation, device=device, account=account,
             at=self._at(at, standing), device_class=device_class,
         )  # fmt: skip
+
+    async def _current_versions(self, cache: DecisionCache, question: Question) -> VersionSet:
+        stamp = cache.stamp()  # before the read: an append during it leaves an entry never used
+        versions = None if stamp is None else cache.get(question, stamp)
+        if versions is None:
+            app, organisation, account = question
+            versions = await self._store.decision_versions(FOREVER, app=app, organisation=organisation, account=account)
+            if stamp is not None:
+                cache.put(question, stamp, versions)
+        return versions
 
     async def policies(
         self, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None

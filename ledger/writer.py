@@ -4,7 +4,8 @@ Callers queue checked drafts; one task takes whatever is queued, opens a store w
 transaction (which holds the log's lock across processes), reads the log head, assigns
 seq, version, time and ``prev``, signs, stores the leaves and the tree nodes they
 complete, signs a checkpoint, lets each projector bring its stored projection level
-with the batch (in the same transaction), and commits. Only then is each caller answered.
+with the batch (in the same transaction), and commits. Only then is each caller answered,
+after the batch is counted in ``commits`` when given (the decision cache's stamp).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Protocol
 import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.decision_cache import Commits
 from ledger.errors import LedgerError, Unavailable, VersionConflict
 from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, decode_leaf, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
@@ -66,6 +68,7 @@ class Writer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_batch: Callable[[int, float, bool], None] | None = None,
         projectors: Sequence[Projector] = (),
+        commits: Commits | None = None,
     ) -> None:
         self._store = store
         self._signer = signer
@@ -74,6 +77,7 @@ class Writer:
         self._clock = clock
         self.on_batch = on_batch  # (events in the batch, seconds, committed?) for metrics
         self._projectors = tuple(projectors)
+        self._commits = commits  # counted before each batch is acknowledged (a failed one may have committed)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._head: _Head | None = None
         self._checkpointed_at = 0.0
@@ -164,6 +168,8 @@ class Writer:
                 tree_size=head.size,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
+        if self._commits is not None:
+            self._commits.count()
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():
                 continue

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -149,3 +150,47 @@ def test_any_worker_answers_a_scrape_with_every_workers_counts(tmp_path: Path) -
         assert {healthz_count(server.url) for _ in range(12)} == {30.0}
     finally:
         assert server.stop() == 0, server.output()
+
+
+async def verdicts(url: str, count: int) -> set[str]:
+    """The verdicts of ``count`` current decisions, each asked over a new connection (any worker)."""
+    ask = f"{url}/v1/decisions?app=TikTok&organisation=cabinet-office&account=ukgov&device=CO-GCS-TT-001"
+
+    async def one() -> str:
+        async with aiohttp.ClientSession() as http, http.get(ask) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["verdict"])
+
+    return set(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_every_worker_answers_a_decision_after_a_write_with_the_write(tmp_path: Path, database_url: str) -> None:
+    server, env = started(tmp_path, database_url, workers=2)
+    create = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "security-officer", "--name", "sec"]
+    try:
+        officer = {"Authorization": f"Bearer {await asyncio.to_thread(officer_token, env, tmp_path)}"}
+        done = await asyncio.to_thread(subprocess.run, create, env=env, cwd=tmp_path, capture_output=True, text=True)
+        security = {"Authorization": f"Bearer {done.stdout.strip()}"}
+        now = datetime.now(UTC)
+        ban = dict(schemas.example("policy.issued/1")) | {"applies_to": {"organisations": ["*"]}}
+        grant = dict(schemas.example("exemption.granted/1")) | {
+            "valid_from": stamp(now - timedelta(days=1)), "expires_at": stamp(now + timedelta(days=30))
+        }  # fmt: skip
+        grant.pop("policy_id")
+        revoke = dict(schemas.example("exemption.revoked/1")) | {"effective_at": stamp(now - timedelta(hours=1))}
+        async with aiohttp.ClientSession(server.url) as http:
+            for path, body, who, verdict in (
+                ("/v1/policies", {"id": "POL-TT", "data": ban}, officer, "prohibited"),
+                ("/v1/policies/POL-TT/exemptions", {"id": "EX-1", "data": grant}, security, "allowed"),
+                ("/v1/exemptions/EX-1/revoke", {"data": revoke}, security, "prohibited"),
+            ):
+                await verdicts(server.url, 8)  # remembered by the workers, before the write
+                async with http.post(path, json=body, headers=who) as response:
+                    assert response.status == 201, await response.text()
+                assert await verdicts(server.url, 24) == {verdict}
+    finally:
+        assert server.stop() == 0
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

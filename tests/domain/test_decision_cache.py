@@ -1,0 +1,153 @@
+"""Current decisions through the cache (PostgreSQL): current after every write, wherever made."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from ledger.decision_cache import Commits, DecisionCache
+from ledger.policy import Command, GrantExemption, IssuePolicy, RevokeExemption, required_role
+from ledger.projector import VersionProjector
+from ledger.service import LedgerService
+from ledger.signing import Signer
+from ledger.store.base import AppendWatch, Store
+from ledger.writer import Writer
+from tests.backends import Backend, postgres_backend
+from tests.domain.commands import ban, grant, revoke
+from tests.domain.conftest import Clock
+
+P, E = "POL-TT", "EX-1"
+ASK = {"app": "TikTok", "organisation": "cabinet-office", "account": "ukgov", "device": "CO-GCS-TT-001"}
+
+
+@dataclass
+class Service:
+    service: LedgerService
+    writer: Writer
+    watch: AppendWatch
+    store: Store
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.watch.close()
+        await self.store.close()
+
+    async def record(self, command: Command) -> None:
+        await self.service.execute(command, "tester", required_role(command))
+
+    async def verdict(self) -> str:
+        return (await self.service.decide(**ASK)).verdict
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Backend]:
+    async with postgres_backend(postgres_url) as backend:
+        yield backend
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2025, 3, 1, tzinfo=UTC))
+
+
+@dataclass
+class Deaf:
+    """A watch that hears nothing: only the service's own count of commits moves."""
+
+    heard: int | None = 0
+
+    async def close(self) -> None:
+        self.heard = None
+
+
+async def started(pg: Backend, signer: Signer, clock: Clock, *, deaf: bool = False) -> Service:
+    """A service with its own store, writer and cache, as one process of a deployment."""
+    store = await pg.reopen()
+    commits = Commits()
+    writer = Writer(store, signer, projectors=[VersionProjector()], clock=clock, commits=commits)
+    await writer.start()
+    watch = Deaf() if deaf else await store.watch_appends()
+    assert watch is not None
+    cache = DecisionCache(100, commits, watch)
+    return Service(LedgerService(store, writer, clock=clock, cache=cache), writer, watch, store)
+
+
+@pytest.fixture
+async def here(pg: Backend, signer: Signer, clock: Clock) -> AsyncIterator[Service]:
+    service = await started(pg, signer, clock)
+    await service.record(IssuePolicy(P, ban()))
+    yield service
+    await service.close()
+
+
+async def test_a_decision_after_a_write_through_this_service_sees_it_at_once(here: Service) -> None:
+    assert await here.verdict() == "prohibited"  # cached
+    await here.record(GrantExemption(E, P, grant()))
+    assert await here.verdict() == "allowed"
+    await here.record(RevokeExemption(E, revoke(effective_at="2025-03-01T00:00:00Z")))
+    assert await here.verdict() == "prohibited"
+
+
+async def test_a_write_through_this_service_is_seen_before_any_notice_could_arrive(
+    pg: Backend, signer: Signer, clock: Clock
+) -> None:
+    here = await started(pg, signer, clock, deaf=True)
+    try:
+        await here.record(IssuePolicy(P, ban()))
+        assert await here.verdict() == "prohibited"  # cached
+        await here.record(GrantExemption(E, P, grant()))
+        assert await here.verdict() == "allowed"
+    finally:
+        await here.close()
+
+
+async def test_a_write_through_another_process_is_seen_once_its_notice_arrives(
+    here: Service, pg: Backend, signer: Signer, clock: Clock
+) -> None:
+    assert await here.verdict() == "prohibited"  # cached
+    there = await started(pg, signer, clock)
+    try:
+        heard = here.watch.heard
+        await there.record(GrantExemption(E, P, grant()))
+        for _ in range(500):
+            if here.watch.heard != heard:
+                break
+            await asyncio.sleep(0.01)
+        assert await here.verdict() == "allowed"
+    finally:
+        await there.close()
+
+
+async def test_a_cached_answer_is_served_without_reading_the_store(here: Service, pg: Backend) -> None:
+    await here.record(GrantExemption(E, P, grant()))
+    assert await here.verdict() == "allowed"
+    await pg.execute("DELETE FROM exemption_versions")  # behind the service's back: no append, no notice
+    assert await here.verdict() == "allowed"
+    await here.record(IssuePolicy("POL-OTHER", ban(app="WeChat")))  # any append: read again
+    assert await here.verdict() == "prohibited"
+
+
+async def test_nothing_is_served_from_the_cache_while_appends_cannot_be_heard(here: Service, pg: Backend) -> None:
+    await here.record(GrantExemption(E, P, grant()))
+    assert await here.verdict() == "allowed"
+    await here.watch.close()
+    await pg.execute("DELETE FROM exemption_versions")
+    assert await here.verdict() == "prohibited"
+
+
+async def test_a_cached_exemption_still_expires_on_time(here: Service, clock: Clock) -> None:
+    await here.record(GrantExemption(E, P, grant(expires_at="2025-08-03T00:00:00Z")))
+    assert await here.verdict() == "allowed"
+    clock.now = datetime(2025, 8, 3, tzinfo=UTC)
+    assert await here.verdict() == "prohibited"
+
+
+async def test_past_decisions_do_not_use_the_cache(here: Service, pg: Backend) -> None:
+    await here.record(GrantExemption(E, P, grant()))
+    assert await here.verdict() == "allowed"
+    await pg.execute("DELETE FROM exemption_versions")
+    assert (await here.service.decide(**ASK, as_of=1)).verdict == "prohibited"
