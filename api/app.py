@@ -14,13 +14,13 @@ from aiohttp import web
 
 from api import command_routes, export_routes, log_routes, metrics, openapi, ops_routes, query_routes
 from api.auth import authenticate
-from api.keys import COMMITS, CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
+from api.keys import CHECKPOINTS, COMMITS, CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
 from api.problems import problems, request_ids
 from ledger.config import Config, load_signer
-from ledger.decision_cache import Commits, DecisionCache
 from ledger.projector import VersionProjector
 from ledger.proofs import NodeCache, ReadNodes
+from ledger.read_cache import Commits, LogStamps, ReadCache
 from ledger.service import LedgerService
 from ledger.store import Store, open_store
 from ledger.store.base import AppendWatch
@@ -37,7 +37,7 @@ def create_app(
     config: Config, *, store: Store | None = None, writer: Writer | None = None, commits: Commits | None = None
 ) -> web.Application:
     """The service; ``store`` and ``writer`` (both or neither) stay the caller's to close, and
-    it keeps no decision cache. ``commits``: shared with the other workers of this service."""
+    then it remembers no reads. ``commits``: shared with the other workers of this service."""
     if (store is None) != (writer is None):
         raise ValueError("give create_app both a store and a writer, or neither")
     middlewares = [metrics_middleware, request_ids, problems, authenticate]
@@ -56,9 +56,9 @@ def _attach(app: web.Application, store: Store, writer: Writer, watch: AppendWat
     app[STORE], app[WRITER], app[TOKENS] = store, writer, store.find_token
     nodes: ReadNodes = NodeCache(store.read_nodes)
     app[NODES] = nodes
-    size = app[CONFIG].decision_cache
-    cache = DecisionCache(size, app[COMMITS], watch) if watch is not None and size > 0 else None
-    app[SERVICE] = LedgerService(store, writer, cache=cache)
+    stamps = None if watch is None else LogStamps(app[COMMITS], watch)
+    app[SERVICE] = LedgerService(store, writer, decisions=ReadCache(app[CONFIG].read_cache, stamps))
+    app[CHECKPOINTS] = ReadCache(1, stamps)
     writer.on_batch = app[METRICS].observe_batch
 
 
@@ -69,10 +69,10 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
         applied = await store.migrate()
         writer = Writer(store, load_signer(config), projectors=[VersionProjector()], commits=app[COMMITS])
         await writer.start()
-        watch = await store.watch_appends() if config.decision_cache > 0 else None
+        watch = await store.watch_appends() if config.read_cache > 0 else None
         _attach(app, store, writer, watch)
         log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),
-                 decision_cache=watch is not None)  # fmt: skip
+                 read_cache=watch is not None)  # fmt: skip
         try:
             yield
         finally:

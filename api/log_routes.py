@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.keys import CONFIG, NODES, STORE
+from api.keys import CHECKPOINTS, CONFIG, NODES, STORE
 from api.params import flag, query, required, whole
 from api.problems import render
 from ledger import exporting, proofs
@@ -30,7 +30,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/log/checkpoint")
 async def checkpoint(request: web.Request) -> web.Response:
-    note = await _latest_checkpoint(request.app[STORE])
+    note = await _latest_checkpoint(request.app)
     return web.Response(body=note, content_type="text/plain", charset="utf-8")
 
 
@@ -65,10 +65,9 @@ async def events(request: web.Request) -> web.Response:
 
 @routes.get("/v1/log/proofs/inclusion")
 async def inclusion(request: web.Request) -> web.Response:
-    store = request.app[STORE]
     seq, size = required(request, "seq"), query(request, "size", minimum=1)
     if size is None:
-        size = await _checkpointed_size(store)
+        size = await _checkpointed_size(request.app)
         if seq >= size:
             raise NotFound(f"seq {seq} is not in the latest checkpoint (tree size {size}); ask again later")
     leaf_hash, hashes, root = await proofs.inclusion(request.app[NODES], seq, size)
@@ -78,10 +77,9 @@ async def inclusion(request: web.Request) -> web.Response:
 
 @routes.get("/v1/log/proofs/consistency")
 async def consistency(request: web.Request) -> web.Response:
-    store = request.app[STORE]
     first, second = required(request, "from", minimum=1), query(request, "to", minimum=1)
     if second is None:
-        second = await _checkpointed_size(store)
+        second = await _checkpointed_size(request.app)
     hashes = await proofs.consistency_proof(request.app[NODES], first, second)
     return render({"from": first, "to": second, "hashes": [_b64(h) for h in hashes]})
 
@@ -95,12 +93,16 @@ def _event(row: LeafRow) -> dict[str, Any]:
             "event": decode_leaf(row.leaf, row.seq)}  # fmt: skip
 
 
-async def _latest_checkpoint(store: Store) -> bytes:
+async def _latest_checkpoint(app: web.Application) -> bytes:
+    return await app[CHECKPOINTS].read("latest", lambda: _stored_checkpoint(app[STORE]))
+
+
+async def _stored_checkpoint(store: Store) -> bytes:
     note = await store.latest_checkpoint()
     if note is None:
         raise NotFound("the log has no checkpoint yet; the first append signs one")
     return note
 
 
-async def _checkpointed_size(store: Store) -> int:
-    return checkpoint_size(await _latest_checkpoint(store))
+async def _checkpointed_size(app: web.Application) -> int:
+    return checkpoint_size(await _latest_checkpoint(app))

@@ -37,9 +37,9 @@ from api.app import create_app
 from api.metrics import share_between_processes
 from api.problems import unparsed
 from ledger.config import Config, load_signer
-from ledger.decision_cache import Commits
 from ledger.errors import InvalidInput
 from ledger.logs import configure_logging
+from ledger.read_cache import Commits
 from ledger.store import in_memory, open_store
 
 __all__ = ["SHUTDOWN_TIMEOUT", "run", "serve"]
@@ -60,7 +60,7 @@ async def serve(
 ) -> None:
     """Serve on ``sock`` (else ``config.host:config.port``) until ``stop`` is set (or cancelled),
     then stop accepting, give requests in flight SHUTDOWN_TIMEOUT seconds, commit what is queued.
-    ``commits``: the count of batches this service's workers share (``ledger.decision_cache``)."""
+    ``commits``: the count of batches this service's workers share (``ledger.read_cache``)."""
     app = create_app(config, commits=commits)
     runner = _Runner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()

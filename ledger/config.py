@@ -26,7 +26,7 @@ class Config:
     log_level: str = "info"
     db_pool_size: int = 20  # PostgreSQL connections the service may hold (per worker)
     workers: int = 1  # serving processes sharing the port, each with its own writer and pool
-    decision_cache: int = 10_000  # questions whose current-decision versions each worker keeps (0: none)
+    read_cache: int = 10_000  # decision questions whose reads each worker remembers (0: no reads remembered)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -39,9 +39,9 @@ class Config:
         workers = env.get("LEDGER_WORKERS", "1")
         if not _whole(workers) or not 1 <= int(workers) <= 64:
             raise InvalidInput(f"LEDGER_WORKERS={workers!r} must be a whole number from 1 to 64")
-        cache = env.get("LEDGER_DECISION_CACHE", "10000")
+        cache = env.get("LEDGER_READ_CACHE", "10000")
         if not _whole(cache) or not 0 <= int(cache) <= 1_000_000:
-            raise InvalidInput(f"LEDGER_DECISION_CACHE={cache!r} must be a whole number from 0 (off) to 1000000")
+            raise InvalidInput(f"LEDGER_READ_CACHE={cache!r} must be a whole number from 0 (off) to 1000000")
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
             origin=env.get("LEDGER_ORIGIN", DEFAULT_ORIGIN),
@@ -51,7 +51,7 @@ class Config:
             log_level=env.get("LEDGER_LOG_LEVEL", "info"),
             db_pool_size=int(pool),
             workers=int(workers),
-            decision_cache=int(cache),
+            read_cache=int(cache),
         )
 
     def with_overrides(self, **values: object) -> Config:

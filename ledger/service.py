@@ -13,13 +13,12 @@ else sees their digests; an erased disclosure shows as erased to all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ledger import projections
-from ledger.decision_cache import DecisionCache, Question
 from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, VersionConflict
 from ledger.events import Draft, Recorded, decode_leaf
 from ledger.policy import (
@@ -34,6 +33,7 @@ from ledger.policy import (
 )
 from ledger.projections import Decision, ExemptionSummary, PolicySummary
 from ledger.projector import NAME as PROJECTION
+from ledger.read_cache import ReadCache
 from ledger.schemas import parse_time, sensitive_fields
 from ledger.sensitive import disclosed_value, is_sealed, reveal, seal
 from ledger.states import ExemptionState, PolicyState, exemption_stream, fold_exemption, fold_policy, policy_stream
@@ -44,6 +44,7 @@ from ledger.writer import Writer
 __all__ = ["REVEALING_ROLES", "AsOf", "LedgerService", "parse_as_of", "reveal_for"]
 
 Decided = tuple[tuple[NewEvent, ...], tuple[tuple[str, int], ...]]  # events, and (stream, version) required
+Question = tuple[str, str, str | None]  # app, organisation, account, as asked
 AsOf = int | datetime | str | None  # a seq, a time (datetime or RFC 3339), or None for now
 Categories = Collection[str] | Literal["all"]
 REVEALING_ROLES = frozenset({"auditor", "admin"})
@@ -84,8 +85,8 @@ class LedgerService:
     ``writer`` must carry a :class:`~ledger.projector.VersionProjector` for reads to see
     writes at once (a writer without one leaves the projections behind until the next
     projected batch catches them up). ``clock`` is the rules' ``now`` and the default
-    ``at`` of a question. With a ``cache``, current decisions reuse the versions read for
-    the same question while the log stands still (``ledger.decision_cache``).
+    ``at`` of a question. With ``decisions``, current decisions reuse the versions read for
+    the same question while the log stands still (``ledger.read_cache``).
     """
 
     def __init__(
@@ -94,12 +95,12 @@ class LedgerService:
         writer: Writer,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        cache: DecisionCache | None = None,
+        decisions: ReadCache[Question, VersionSet] | None = None,
     ) -> None:
         self._store = store
         self._writer = writer
         self._clock = clock
-        self._cache = cache
+        self._decisions = decisions or ReadCache(0, None)
 
     # -- commands ------------------------------------------------------------------------
 
@@ -177,27 +178,19 @@ class LedgerService:
         """May ``app`` run on ``device`` of ``organisation`` for ``account`` at ``at`` (default: the
         ``as_of`` time, else now), as the ledger stood at ``as_of``?"""
         standing = await self._standing(as_of)
-        if standing.seq == FOREVER and self._cache is not None:
-            versions = await self._current_versions(self._cache, (app, organisation, account))
+
+        def load() -> Awaitable[VersionSet]:
+            return self._store.decision_versions(standing.seq, app=app, organisation=organisation, account=account)
+
+        if standing.seq == FOREVER:
+            versions = await self._decisions.read((app, organisation, account), load)
         else:
-            versions = await self._store.decision_versions(
-                standing.seq, app=app, organisation=organisation, account=account
-            )
+            versions = await load()
         view = view_of(await self._revealed(versions, role), standing.size)
         return projections.decide_access(
             view, app=app, organisation=organisation, device=device, account=account,
             at=self._at(at, standing), device_class=device_class,
         )  # fmt: skip
-
-    async def _current_versions(self, cache: DecisionCache, question: Question) -> VersionSet:
-        stamp = cache.stamp()  # before the read: an append during it leaves an entry never used
-        versions = None if stamp is None else cache.get(question, stamp)
-        if versions is None:
-            app, organisation, account = question
-            versions = await self._store.decision_versions(FOREVER, app=app, organisation=organisation, account=account)
-            if stamp is not None:
-                cache.put(question, stamp, versions)
-        return versions
 
     async def policies(
         self, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None

@@ -21,10 +21,10 @@ from typing import Protocol
 import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.decision_cache import Commits
 from ledger.errors import LedgerError, Unavailable, VersionConflict
 from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, decode_leaf, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
+from ledger.read_cache import Commits
 from ledger.signing import Signer
 from ledger.store.base import KeyRow, Store, WriteTransaction
 

@@ -1,6 +1,6 @@
 """Hearing of appends to a PostgreSQL log, from any process, through LISTEN/NOTIFY.
 
-Migration 0006 has every statement that inserts events notify channel
+Migration 0006 has every statement that inserts events or checkpoints notify channel
 ``policy_ledger_appends`` with its schema; PostgreSQL delivers the notice at commit.
 :class:`AppendNotices` listens on a connection of its own and counts the notices for its
 schema. While that connection is lost, :attr:`AppendNotices.heard` is None (nothing can

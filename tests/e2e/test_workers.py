@@ -164,7 +164,20 @@ async def verdicts(url: str, count: int) -> set[str]:
     return set(await asyncio.gather(*(one() for _ in range(count))))
 
 
-async def test_every_worker_answers_a_decision_after_a_write_with_the_write(tmp_path: Path, database_url: str) -> None:
+async def checkpoint_sizes(url: str, count: int) -> set[int]:
+    """The tree sizes of ``count`` latest checkpoints (0: none yet), each asked over a new connection."""
+
+    async def one() -> int:
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/v1/log/checkpoint") as response:
+            if response.status == 404:
+                return 0
+            assert response.status == 200, await response.text()
+            return int((await response.text()).splitlines()[1])
+
+    return set(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_every_worker_answers_after_a_write_with_the_write(tmp_path: Path, database_url: str) -> None:
     server, env = started(tmp_path, database_url, workers=2)
     create = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "security-officer", "--name", "sec"]
     try:
@@ -185,9 +198,12 @@ async def test_every_worker_answers_a_decision_after_a_write_with_the_write(tmp_
                 ("/v1/exemptions/EX-1/revoke", {"data": revoke}, security, "prohibited"),
             ):
                 await verdicts(server.url, 8)  # remembered by the workers, before the write
+                await checkpoint_sizes(server.url, 8)
                 async with http.post(path, json=body, headers=who) as response:
                     assert response.status == 201, await response.text()
+                    seq = (await response.json())["seq"]
                 assert await verdicts(server.url, 24) == {verdict}
+                assert await checkpoint_sizes(server.url, 24) == {seq + 1}
     finally:
         assert server.stop() == 0
 

@@ -39,15 +39,15 @@ def test_a_worker_count_that_cannot_be_used_is_refused_saying_what_is_allowed(wo
         Config.from_env({"LEDGER_WORKERS": workers})
 
 
-def test_a_decision_cache_of_ten_thousand_questions_by_default_and_off_with_zero() -> None:
-    sizes = [Config.from_env(env).decision_cache for env in ({}, {"LEDGER_DECISION_CACHE": "0"})]
+def test_reads_of_ten_thousand_questions_remembered_by_default_and_none_with_zero() -> None:
+    sizes = [Config.from_env(env).read_cache for env in ({}, {"LEDGER_READ_CACHE": "0"})]
     assert sizes == [10_000, 0]
 
 
 @pytest.mark.parametrize("size", ["-1", "lots", "1000001", "²"])
-def test_a_decision_cache_size_that_cannot_be_used_is_refused_saying_what_is_allowed(size: str) -> None:
+def test_a_read_cache_size_that_cannot_be_used_is_refused_saying_what_is_allowed(size: str) -> None:
     with pytest.raises(InvalidInput, match=r"must be a whole number from 0 \(off\) to 1000000"):
-        Config.from_env({"LEDGER_DECISION_CACHE": size})
+        Config.from_env({"LEDGER_READ_CACHE": size})
 
 
 @pytest.mark.parametrize(

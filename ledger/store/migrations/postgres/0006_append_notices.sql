@@ -1,7 +1,8 @@
--- Each statement that appends events tells whoever listens on channel policy_ledger_appends
--- (the services' decision caches) that the log has grown. PostgreSQL delivers the notice
--- when the transaction commits, and drops it on rollback. The payload is the schema, so
--- that logs kept in different schemas of one database are told apart.
+-- Each statement that appends events or checkpoints tells whoever listens on channel
+-- policy_ledger_appends (the services' read caches) that the log has moved on.
+-- PostgreSQL delivers the notice when the transaction commits, and drops it on rollback.
+-- The payload is the schema, so that logs kept in different schemas of one database are
+-- told apart.
 CREATE FUNCTION ledger_notify_append() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('policy_ledger_appends', current_schema());
@@ -9,4 +10,6 @@ BEGIN
 END $$;
 
 CREATE TRIGGER events_notify_append AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_notify_append();
+CREATE TRIGGER checkpoints_notify_append AFTER INSERT ON checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_notify_append();

@@ -1,2 +1,2 @@
 -- On PostgreSQL this migration makes appends notify listeners (see postgres/0006). SQLite
--- has no notices, so a service on SQLite keeps no decision cache: nothing to change here.
+-- has no notices, so a service on SQLite remembers no reads: nothing to change here.

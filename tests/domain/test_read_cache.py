@@ -1,4 +1,4 @@
-"""Current decisions through the cache (PostgreSQL): current after every write, wherever made."""
+"""Current decisions through remembered reads (PostgreSQL): current after every write, wherever made."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ledger.decision_cache import Commits, DecisionCache
 from ledger.policy import Command, GrantExemption, IssuePolicy, RevokeExemption, required_role
 from ledger.projector import VersionProjector
+from ledger.read_cache import Commits, LogStamps, ReadCache
 from ledger.service import LedgerService
 from ledger.signing import Signer
 from ledger.store.base import AppendWatch, Store
@@ -72,8 +72,8 @@ async def started(pg: Backend, signer: Signer, clock: Clock, *, deaf: bool = Fal
     await writer.start()
     watch = Deaf() if deaf else await store.watch_appends()
     assert watch is not None
-    cache = DecisionCache(100, commits, watch)
-    return Service(LedgerService(store, writer, clock=clock, cache=cache), writer, watch, store)
+    decisions = ReadCache(100, LogStamps(commits, watch))
+    return Service(LedgerService(store, writer, clock=clock, decisions=decisions), writer, watch, store)
 
 
 @pytest.fixture

@@ -1,0 +1,102 @@
+"""Reads the service remembers while the log stands still, and what tells it has moved.
+
+Current decisions need the open versions of one app's policies and one account's
+exemptions, and proofs need the latest checkpoint; :class:`ReadCache` keeps such reads
+(for a decision, never the answer itself: expiry is a matter of time, so each answer is
+still worked out at the moment it is asked). A remembered read is used only while the
+log stands where it stood when it was read, which :class:`LogStamps` tells from two counts:
+
+- :class:`Commits`: batches committed by this service's own writers, counted in memory
+  that its worker processes share. A writer counts its batch before it acknowledges it,
+  so a read after a write sees the write, whichever worker answers it.
+- the store's :class:`~ledger.store.base.AppendWatch`: appends by any process, as the
+  database tells of them (PostgreSQL LISTEN/NOTIFY). An append made through another
+  service or the CLI is seen once its notice arrives, normally within a millisecond.
+  While the watch is not listening, nothing is remembered or served from memory.
+
+The stamp is taken before the database is read, so an append that lands during the read
+leaves an entry that is never used. No I/O here beyond the ``load`` a caller hands in.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+from ledger.store.base import AppendWatch
+
+__all__ = ["Commits", "LogStamps", "ReadCache"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+Stamp = tuple[int, int]
+
+_SLOT = struct.Struct("=q")
+
+
+class Commits:
+    """Batches committed by the writers of up to ``processes`` processes, one slot each.
+
+    The slots live in shared anonymous memory, so a forked worker shares them. Each
+    process writes only its own slot, so no lock is needed; the total grows with any.
+    """
+
+    def __init__(self, processes: int = 1) -> None:
+        self._slots = mmap.mmap(-1, _SLOT.size * processes)
+        self._processes = processes
+        self._mine = 0
+
+    def claim(self, index: int) -> None:
+        """Count this process's batches in slot ``index`` (a forked worker's number)."""
+        if not 0 <= index < self._processes:
+            raise ValueError(f"slot {index} is not one of {self._processes}")
+        self._mine = index
+
+    def count(self) -> None:
+        offset = _SLOT.size * self._mine
+        _SLOT.pack_into(self._slots, offset, _SLOT.unpack_from(self._slots, offset)[0] + 1)
+
+    @property
+    def total(self) -> int:
+        return sum(struct.unpack_from(f"={self._processes}q", self._slots))
+
+
+class LogStamps:
+    """Where the log stands, as far as this process can tell."""
+
+    def __init__(self, commits: Commits, watch: AppendWatch) -> None:
+        self._commits = commits
+        self._watch = watch
+
+    def now(self) -> Stamp | None:
+        """A value that differs once the log has grown; None when that cannot be told."""
+        heard = self._watch.heard
+        return None if heard is None else (heard, self._commits.total)
+
+
+class ReadCache(Generic[K, V]):
+    """Up to ``size`` reads (the least recently used go first); every read is fresh without ``stamps``."""
+
+    def __init__(self, size: int, stamps: LogStamps | None) -> None:
+        self._size = size
+        self._stamps = stamps
+        self._entries: OrderedDict[K, tuple[Stamp, V]] = OrderedDict()
+
+    async def read(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """What ``load`` gives for ``key``, remembered while the log stands still."""
+        stamp = None if self._stamps is None else self._stamps.now()  # before the read
+        if stamp is None:
+            return await load()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == stamp:
+            self._entries.move_to_end(key)
+            return entry[1]
+        value = await load()
+        self._entries[key] = (stamp, value)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return value
