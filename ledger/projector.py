@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ledger.errors import Unavailable, VerificationError
 from ledger.events import Recorded
@@ -31,7 +32,6 @@ NAME = "policy-versions"
 PAGE = 20_000  # events read per round trip when catching up or rebuilding
 
 Event = Mapping[str, Any]
-_parse = json.JSONDecoder().decode
 
 
 class VersionProjector:
@@ -74,7 +74,7 @@ def _decoded(start: int, leaves: Sequence[LeafRow]) -> list[Event]:
     """The events of ``leaves``, which must be seqs ``start, start + 1, ...``."""
     if not leaves or leaves[0].seq != start or leaves[-1].seq != start + len(leaves) - 1:
         raise VerificationError(f"the log has a gap after seq {start - 1}; the projection cannot apply it", seq=start)
-    return [_parse(row.leaf.decode()) for row in leaves]
+    return [orjson.loads(row.leaf) for row in leaves]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ async def rebuild(store: Store, *, page: int = PAGE) -> Rebuilt:
 
 
 async def _replay(tx: WriteTransaction, page: int) -> int:
-    await tx.clear_projections()
+    await tx.start_rebuild()
     size = 0
     policies: Mapping[str, PolicyVersion] = {}
     exemptions: Mapping[str, ExemptionVersion] = {}
@@ -107,6 +107,7 @@ async def _replay(tx: WriteTransaction, page: int) -> int:
         await tx.load_versions(_closed(step.changed))  # open versions may change again: kept back
         policies, exemptions, size = step.open_policies, step.open_exemptions, size + len(leaves)
     await tx.load_versions(VersionSet(tuple(policies.values()), tuple(exemptions.values())))
+    await tx.finish_rebuild()
     await tx.save_versions(VersionSet(), NAME, size)
     return size
 

@@ -102,12 +102,16 @@ class WriteTransaction(Protocol):
         """Insert new versions, close superseded ones (same key, ``to_seq`` now set), record ``position``."""
         ...
 
-    async def load_versions(self, versions: VersionSet) -> None:
-        """Bulk-insert versions known to be new (a rebuild)."""
+    async def start_rebuild(self) -> None:
+        """Start over: no stored versions and no projection positions (within this transaction)."""
         ...
 
-    async def clear_projections(self) -> None:
-        """Delete every stored version and projection position."""
+    async def load_versions(self, versions: VersionSet) -> None:
+        """Bulk-insert versions known to be new (after :meth:`start_rebuild`)."""
+        ...
+
+    async def finish_rebuild(self) -> None:
+        """Make the versions loaded since :meth:`start_rebuild` the stored ones."""
         ...
 
 

@@ -7,12 +7,14 @@ writes, inside the batch that appends the events). See migrations/postgres/0002.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from ledger.errors import Unavailable
 from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
 from ledger.versions import FOREVER, VersionSet, name_key
 
@@ -78,6 +80,24 @@ _EXEMPTION_COLUMNS = [
 ]  # fmt: skip
 
 
+_VERSION_TABLES = ("policy_versions", "exemption_versions")
+_NEW = "_rebuilt"  # suffix of the tables a rebuild fills, and of their indexes until the swap
+_PRIMARY_KEY = "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'"
+_INDEXES = """
+SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = $1::regclass AND NOT i.indisprimary ORDER BY c.relname
+"""
+
+
+def _indexing(definition: str, name: str, table: str) -> str:
+    """An index's ``CREATE INDEX`` statement, for the same index on the rebuilt table."""
+    found = rf" INDEX {re.escape(name)} ON ((?:\S+\.)?){re.escape(table)} "
+    made = re.sub(found, rf" INDEX {name}{_NEW} ON \g<1>{table}{_NEW} ", definition, count=1)
+    if made == definition:
+        raise Unavailable(f"cannot rebuild index {name}: its definition is not understood: {definition}")
+    return made
+
+
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     """Rows turned into ``width`` column arrays, for ``unnest``."""
     return [[row[i] for row in rows] for i in range(width)]
@@ -105,18 +125,39 @@ class PostgresProjectionWrites:
         exemptions = [exemption_row(v) for v in versions.exemptions]
         await self._conn.execute(_SAVE, *_columns(policies, 6), *_columns(exemptions, 8), name, position)
 
+    async def start_rebuild(self) -> None:
+        """Empty tables beside the version tables, with their columns, checks and primary key
+        but none of their other indexes yet (loading them is then much faster); readers keep
+        reading the old tables until :meth:`finish_rebuild` puts these in their place."""
+        for table in _VERSION_TABLES:
+            key = await self._conn.fetchval(_PRIMARY_KEY, table)
+            await self._conn.execute(
+                f"DROP TABLE IF EXISTS {table}{_NEW}; CREATE TABLE {table}{_NEW} (LIKE {table} INCLUDING DEFAULTS"
+                f" INCLUDING CONSTRAINTS); ALTER TABLE {table}{_NEW} ADD {key}"
+            )
+        await self._conn.execute("DELETE FROM projection_positions")
+
     async def load_versions(self, versions: VersionSet) -> None:
-        """Bulk-load versions known to be new (a rebuild), with COPY."""
+        """Bulk-load versions into the tables :meth:`start_rebuild` made, with COPY."""
         policies = [(*r[:4], list(r[4]), r[5]) for r in map(policy_row, versions.policies)]
         if policies:
-            await self._conn.copy_records_to_table("policy_versions", records=policies, columns=_POLICY_COLUMNS)
+            await self._conn.copy_records_to_table(f"policy_versions{_NEW}", records=policies, columns=_POLICY_COLUMNS)
         exemptions = [exemption_row(v) for v in versions.exemptions]
         if exemptions:
-            await self._conn.copy_records_to_table("exemption_versions", records=exemptions, columns=_EXEMPTION_COLUMNS)
+            await self._conn.copy_records_to_table(
+                f"exemption_versions{_NEW}", records=exemptions, columns=_EXEMPTION_COLUMNS
+            )
 
-    async def clear_projections(self) -> None:
-        await self._conn.execute("DELETE FROM policy_versions; DELETE FROM exemption_versions;"
-                                 " DELETE FROM projection_positions")  # fmt: skip
+    async def finish_rebuild(self) -> None:
+        """Index the new tables as the old ones are (each index built in one pass), drop the old
+        ones and give the new ones their names. Readers wait only for this swap."""
+        for table in _VERSION_TABLES:
+            renames = [f"ALTER INDEX {table}{_NEW}_pkey RENAME TO {table}_pkey"]
+            for name, definition in await self._conn.fetch(_INDEXES, table):
+                await self._conn.execute(_indexing(definition, name, table))
+                renames.append(f"ALTER INDEX {name}{_NEW} RENAME TO {name}")
+            await self._conn.execute(f"DROP TABLE {table}; ALTER TABLE {table}{_NEW} RENAME TO {table}; "
+                                     + "; ".join(renames))  # fmt: skip
 
 
 class PostgresProjectionReads:

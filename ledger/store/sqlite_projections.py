@@ -109,9 +109,12 @@ class SqliteProjectionWrites:
         exemptions = map(exemption_row, versions.exemptions)
         await self._conn.executemany(_INSERT_EXEMPTION + close.format("exemption_id"), exemptions)
 
-    async def clear_projections(self) -> None:
+    async def start_rebuild(self) -> None:
         for table in ("policy_versions", "exemption_versions", "projection_positions"):
             await self._conn.execute(f"DELETE FROM {table}")
+
+    async def finish_rebuild(self) -> None:
+        """Nothing to do: the versions were loaded into the tables themselves."""
 
 
 class SqliteProjectionReads:
