@@ -1,13 +1,14 @@
 """Stored projections on PostgreSQL: full rebuild speed, as-of and current decision latency.
 
-    python -m bench.projections [--events 1000000] [--queries 2000] [--url URL]
+    python -m bench.projections [--events 1000000] [--queries 2000] [--processes N] [--url URL]
 
 Builds a log of N valid policy and exemption events (bench/story_mix.py: about 2% bans,
 5% reviews, amendments and lifts, half grants, the rest renewals, amendments and
 revocations of exemptions; recorded times spread over two years) through the writer,
 without projections. Then measures, in this process:
 
-- the full rebuild: delete the projections, replay the log from seq 0 (events/s);
+- the full rebuild: replay the log from seq 0 into new projections, in this process alone
+  and with ``--processes`` processes sharing out the streams (events/s);
 - as-of decisions for a past time: ``service.decide(as_of=T)`` for random T in the log's
   span and random (app, organisation, account), half of them a real grantee (p50/p99);
 - current decisions: ``service.decide()`` for the same kind of question (p50/p99).
@@ -28,7 +29,7 @@ from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store
 from bench.story_mix import APPS, SPAN, START, Mix
 from ledger.logs import configure_logging
 from ledger.projections import Decision
-from ledger.projector import VersionProjector, rebuild
+from ledger.projector import VersionProjector, rebuild, rebuild_processes
 from ledger.service import LedgerService
 from ledger.signing import Signer
 from ledger.store.postgres import PostgresStore
@@ -78,7 +79,7 @@ async def latencies(ask: Callable[[Question, int], Awaitable[Decision]], asked: 
     return percentile(times, 50) * 1000, percentile(times, 99) * 1000
 
 
-async def measure(store: PostgresStore, mix: Mix, count: int) -> None:
+async def measure(store: PostgresStore, mix: Mix, count: int, processes: int) -> None:
     rng = random.Random(11)
     writer = Writer(store, Signer.generate(ORIGIN), projectors=[VersionProjector()])
     service = LedgerService(store, writer, clock=lambda: START + SPAN)  # "now": the end of the story
@@ -91,11 +92,19 @@ async def measure(store: PostgresStore, mix: Mix, count: int) -> None:
     async def current(q: Question, i: int) -> Decision:
         return await service.decide(app=q[0], organisation=q[1], account=q[2], device="D-1")
 
-    rebuilt = await rebuild(store)
+    alone = await rebuild(store)
+    rebuilt = await rebuild(store, processes=processes)
     past_p50, past_p99 = await latencies(as_of, asked)
     now_p50, now_p99 = await latencies(current, asked)
     allowed = [(await current(q, 0)).verdict for q in asked[:200]].count("allowed")
-    print(f"full rebuild, {rebuilt.events:,} events:    {rebuilt.rate:9,.0f} events/s  ({rebuilt.seconds:.1f} s)")
+    print(
+        f"full rebuild, {rebuilt.events:,} events, {processes} processes: {rebuilt.rate:9,.0f} events/s"
+        f"  ({rebuilt.seconds:.1f} s)"
+    )
+    print(
+        f"  the same in this process alone:            {alone.rate:9,.0f} events/s  ({alone.seconds:.1f} s)"
+        f"  -> {rebuilt.rate / alone.rate:.2f}x"
+    )
     print(f"as-of decision, past time, {count:,} queries: p50 {past_p50:.2f} ms, p99 {past_p99:.2f} ms")
     print(f"current decision, {count:,} queries:        p50 {now_p50:.2f} ms, p99 {now_p99:.2f} ms")
     print(f"  ({allowed} of the first 200 current answers were 'allowed' by an exemption)")
@@ -106,13 +115,14 @@ async def main() -> None:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=2_000)
+    parser.add_argument("--processes", type=int, default=rebuild_processes(), help="rebuild processes (CPUs + 1)")
     args = parser.parse_args()
     configure_logging("warning")
     mix = Mix(args.events)
     async with scratch_store(args.url) as (store, _):
         built = await build(store, mix)
         print(f"log built through the writer (no projections): {built:9,.0f} events/s")
-        await measure(store, mix, args.queries)
+        await measure(store, mix, args.queries, args.processes)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="policy-ledger",
         description="A tamper-evident, event-sourced audit ledger for device-security policy.",
         epilog="Configuration comes from LEDGER_DATABASE_URL, LEDGER_ORIGIN, LEDGER_SIGNING_KEY_FILE, "
-        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL, LEDGER_DB_POOL_SIZE and LEDGER_WORKERS; flags override them.",
+        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL, LEDGER_DB_POOL_SIZE, LEDGER_WORKERS and LEDGER_READ_CACHE;"
+        " flags override them.",
     )
     parser.add_argument(
         "--database-url", help="sqlite:///file.db (default: sqlite:///policy-ledger.db) or postgresql://…"
@@ -113,7 +114,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV line per decision here")
 
     sub.add_parser("demo", help="record the seed story (the 2023 TikTok ban and its exemptions) through the service")
-    sub.add_parser("rebuild", help="drop the stored projections and rebuild them from the log; prints events/s")
+    rebuild = sub.add_parser(
+        "rebuild", help="replay the log into new projections that replace the stored ones; prints events/s"
+    )
+    rebuild.add_argument(
+        "--processes", type=_workers,
+        help="processes that share out the streams, on PostgreSQL (default: one more than the CPUs, since each"
+        " also waits for the database; at most 8); SQLite uses one",
+    )  # fmt: skip
     return parser
 
 

@@ -23,7 +23,7 @@ from ledger.demo import record_story
 from ledger.errors import InvalidInput, NotFound
 from ledger.foi import CATEGORIES
 from ledger.logs import configure_logging
-from ledger.projector import rebuild
+from ledger.projector import rebuild, rebuild_processes
 from ledger.remote import audit_url
 from ledger.schemas import parse_time
 from ledger.signing import Verifier
@@ -153,7 +153,7 @@ async def _rebuild(args: argparse.Namespace, config: Config) -> int:
     store = await open_store(config.database_url)
     try:
         await store.migrate()
-        rebuilt = await rebuild(store)
+        rebuilt = await rebuild(store, processes=args.processes or rebuild_processes())
     finally:
         await store.close()
     print(f"rebuilt the projections from {rebuilt.events:,} events in {rebuilt.seconds:.2f} s"

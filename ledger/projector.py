@@ -3,19 +3,23 @@
 :class:`VersionProjector` is the writer's hook: inside each batch's write transaction it
 applies the batch (first any events a writer without it appended), saves the versions
 and its position, so they commit together with the events or not at all.
-:func:`rebuild` deletes the projections and replays the whole log, in one transaction
-that holds the log's lock. Both fold with :func:`ledger.versions.advance`.
+:func:`rebuild` replays the whole log into new projections, which replace the stored
+ones once complete, while it holds the log's lock; on PostgreSQL several processes can
+share the streams out (``ledger.store.postgres_rebuild``). Both fold with
+:func:`ledger.versions.advance`.
 
-Leaves are decoded with a plain JSON parse: they come from this store's own log, which
-``policy-ledger verify`` checks; the projections trust it as the writer does.
+Leaves are decoded with a plain JSON parse and checked only to stand at their seq: they
+come from this store's own log, which ``policy-ledger verify`` checks; the projections
+trust it as the writer does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +30,16 @@ from ledger.events import Recorded
 from ledger.store.base import LeafRow, Store, WriteTransaction
 from ledger.versions import ExemptionVersion, PolicyVersion, VersionSet, advance
 
-__all__ = ["NAME", "Rebuilt", "VersionProjector", "rebuild"]
+__all__ = [
+    "NAME",
+    "Rebuilt",
+    "VersionProjector",
+    "decoded_leaf",
+    "fold",
+    "no_cycle_collection",
+    "rebuild",
+    "rebuild_processes",
+]
 
 NAME = "policy-versions"
 PAGE = 20_000  # events read per round trip when catching up or rebuilding
@@ -74,7 +87,18 @@ def _decoded(start: int, leaves: Sequence[LeafRow]) -> list[Event]:
     """The events of ``leaves``, which must be seqs ``start, start + 1, ...``."""
     if not leaves or leaves[0].seq != start or leaves[-1].seq != start + len(leaves) - 1:
         raise VerificationError(f"the log has a gap after seq {start - 1}; the projection cannot apply it", seq=start)
-    return [orjson.loads(row.leaf) for row in leaves]
+    return [decoded_leaf(row.seq, row.leaf) for row in leaves]
+
+
+def decoded_leaf(seq: int, leaf: bytes) -> Event:
+    """The event stored at ``seq``, which must at least say where it stands."""
+    try:
+        event = orjson.loads(leaf)
+    except orjson.JSONDecodeError:
+        event = None
+    if not isinstance(event, dict) or event.get("seq") != seq or not isinstance(event.get("stream"), str):
+        raise VerificationError(f"the event stored at seq {seq} is not an event of this log at that seq", seq=seq)
+    return event
 
 
 @dataclass(frozen=True)
@@ -88,32 +112,62 @@ class Rebuilt:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-async def rebuild(store: Store, *, page: int = PAGE) -> Rebuilt:
-    """Delete the stored projections and replay the whole log into them, in one transaction."""
+async def rebuild(store: Store, *, page: int = PAGE, processes: int = 1) -> Rebuilt:
+    """Replay the whole log into new projections, which replace the stored ones once complete.
+
+    The log's lock is held throughout, so appends wait. With ``processes`` > 1, a store that
+    can (PostgreSQL) shares the streams out among that many processes; otherwise this
+    process replays the log in the locked transaction.
+    """
     started = time.perf_counter()
-    with _no_cycle_collection():
+    with no_cycle_collection():
         async with store.write() as tx:
-            size = await _replay(tx, page)
+            size, _ = await tx.head([])
+            if processes > 1 and await store.fold_in_parts(size, processes, page):
+                await tx.finish_rebuild()
+                await tx.save_versions(VersionSet(), NAME, size)
+            else:
+                size = await _replay(tx, page)
     return Rebuilt(size, time.perf_counter() - started)
 
 
 async def _replay(tx: WriteTransaction, page: int) -> int:
     await tx.start_rebuild()
-    size = 0
-    policies: Mapping[str, PolicyVersion] = {}
-    exemptions: Mapping[str, ExemptionVersion] = {}
-    while leaves := await tx.read_leaves(size, size + page):
-        step = advance(policies, exemptions, _decoded(size, leaves))
-        await tx.load_versions(_closed(step.changed))  # open versions may change again: kept back
-        policies, exemptions, size = step.open_policies, step.open_exemptions, size + len(leaves)
-    await tx.load_versions(VersionSet(tuple(policies.values()), tuple(exemptions.values())))
+    size = await fold(_stored_pages(tx, page), tx.load_versions)
     await tx.finish_rebuild()
     await tx.save_versions(VersionSet(), NAME, size)
     return size
 
 
+async def _stored_pages(tx: WriteTransaction, page: int) -> AsyncIterator[list[Event]]:
+    size = 0
+    while leaves := await tx.read_leaves(size, size + page):
+        yield _decoded(size, leaves)
+        size += len(leaves)
+
+
+async def fold(pages: AsyncIterator[Sequence[Event]], load: Callable[[VersionSet], Awaitable[None]]) -> int:
+    """Fold pages of decoded events (whole streams, in seq order) into versions; ``load`` is
+    given the versions each page closes, then the open ones. The number of events folded."""
+    policies: Mapping[str, PolicyVersion] = {}
+    exemptions: Mapping[str, ExemptionVersion] = {}
+    count = 0
+    async for events in pages:
+        step = advance(policies, exemptions, events)
+        await load(_closed(step.changed))  # open versions may change again: kept back
+        policies, exemptions, count = step.open_policies, step.open_exemptions, count + len(events)
+    await load(VersionSet(tuple(policies.values()), tuple(exemptions.values())))
+    return count
+
+
+def rebuild_processes() -> int:
+    """How many processes a rebuild uses unless told: one more than the CPUs (each also waits
+    for the database), at most 8."""
+    return min((os.cpu_count() or 1) + 1, 8)
+
+
 @contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def no_cycle_collection() -> Iterator[None]:
     """Pause the cycle collector: a replay makes no cycles, and would have it rescan every
     open version it keeps, again and again (about a quarter of the time)."""
     enabled = gc.isenabled()

@@ -146,6 +146,11 @@ class Store(Protocol):
 
     async def log_size(self) -> int: ...
 
+    async def fold_in_parts(self, size: int, parts: int, page: int) -> bool:
+        """Fold the first ``size`` events into new projection tables with ``parts`` processes,
+        for the caller's :meth:`WriteTransaction.finish_rebuild`; False where the backend cannot."""
+        ...
+
     async def watch_appends(self) -> AppendWatch | None:
         """Start hearing of appends from every process, or None where the backend cannot."""
         ...

@@ -16,6 +16,7 @@ from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, page
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
 from ledger.store.postgres_projections import PostgresProjectionReads, PostgresProjectionWrites
+from ledger.store.postgres_rebuild import fold_in_parts
 from ledger.tokens import TokenRecord
 
 __all__ = ["PostgresStore"]
@@ -216,6 +217,11 @@ class PostgresStore(PostgresProjectionReads):
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with _reachable(self.url):
             return await self._pool.fetch(query, *args)
+
+    async def fold_in_parts(self, size: int, parts: int, page: int) -> bool:
+        async with _reachable(self.url), self._pool.acquire() as conn:
+            await fold_in_parts(conn, self.url, self._server_settings, size, parts, page)
+        return True
 
     async def watch_appends(self) -> AppendNotices:
         notices = AppendNotices(lambda: asyncpg.connect(self.url, server_settings=self._server_settings, timeout=10))

@@ -126,16 +126,18 @@ class PostgresProjectionWrites:
         await self._conn.execute(_SAVE, *_columns(policies, 6), *_columns(exemptions, 8), name, position)
 
     async def start_rebuild(self) -> None:
-        """Empty tables beside the version tables, with their columns, checks and primary key
-        but none of their other indexes yet (loading them is then much faster); readers keep
-        reading the old tables until :meth:`finish_rebuild` puts these in their place."""
-        for table in _VERSION_TABLES:
-            key = await self._conn.fetchval(_PRIMARY_KEY, table)
-            await self._conn.execute(
-                f"DROP TABLE IF EXISTS {table}{_NEW}; CREATE TABLE {table}{_NEW} (LIKE {table} INCLUDING DEFAULTS"
-                f" INCLUDING CONSTRAINTS); ALTER TABLE {table}{_NEW} ADD {key}"
-            )
+        await self.make_rebuild_tables()
         await self._conn.execute("DELETE FROM projection_positions")
+
+    async def make_rebuild_tables(self) -> None:
+        """Empty tables beside the version tables, with their columns and checks but no index
+        yet (loading them is then much faster); readers keep reading the old tables until
+        :meth:`finish_rebuild` puts these in their place."""
+        for table in _VERSION_TABLES:
+            await self._conn.execute(
+                f"DROP TABLE IF EXISTS {table}{_NEW};"
+                f" CREATE TABLE {table}{_NEW} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+            )
 
     async def load_versions(self, versions: VersionSet) -> None:
         """Bulk-load versions into the tables :meth:`start_rebuild` made, with COPY."""
@@ -149,9 +151,10 @@ class PostgresProjectionWrites:
             )
 
     async def finish_rebuild(self) -> None:
-        """Index the new tables as the old ones are (each index built in one pass), drop the old
-        ones and give the new ones their names. Readers wait only for this swap."""
+        """Give the new tables the old ones' primary keys and indexes (each built in one pass),
+        drop the old ones and give the new ones their names. Readers wait only for this swap."""
         for table in _VERSION_TABLES:
+            await self._conn.execute(f"ALTER TABLE {table}{_NEW} ADD {await self._conn.fetchval(_PRIMARY_KEY, table)}")
             renames = [f"ALTER INDEX {table}{_NEW}_pkey RENAME TO {table}_pkey"]
             for name, definition in await self._conn.fetch(_INDEXES, table):
                 await self._conn.execute(_indexing(definition, name, table))

@@ -180,6 +180,10 @@ class SqliteStore(SqliteProjectionReads):
         async with self._lock:
             return await _log_size(self._conn)
 
+    async def fold_in_parts(self, size: int, parts: int, page: int) -> bool:
+        """One process folds a SQLite log (it has one writer connection)."""
+        return False
+
     async def watch_appends(self) -> None:
         """SQLite cannot tell one process of another's appends (a service on it caches nothing)."""
         return None

@@ -14,6 +14,7 @@ from ledger.sensitive import seal
 from ledger.signing import Signer
 from ledger.store.base import Store, WriteTransaction
 from ledger.writer import Writer
+from tests.backends import Backend
 from tests.domain.commands import ban, grant, review
 from tests.domain.conftest import Ledger
 
@@ -60,21 +61,27 @@ async def test_events_appended_without_the_projector_are_caught_up_by_the_next_b
     assert await store.all_versions() == caught_up
 
 
-async def test_a_rebuild_of_an_empty_log_records_position_zero(store: Store) -> None:
-    rebuilt = await rebuild(store)
+PROCESSES = pytest.mark.parametrize("processes", [1, 2], ids=["one-process", "two-processes"])
+
+
+@PROCESSES
+async def test_a_rebuild_of_an_empty_log_records_position_zero(store: Store, processes: int) -> None:
+    rebuilt = await rebuild(store, processes=processes)
     assert (rebuilt.events, await store.projection_position(NAME)) == (0, 0)
 
 
-async def test_a_rebuild_replaces_whatever_the_tables_held(ledger: Ledger) -> None:
+@PROCESSES
+async def test_a_rebuild_replaces_whatever_the_tables_held(ledger: Ledger, processes: int) -> None:
     for i in range(3):
         await ledger.service.execute(IssuePolicy(f"P-{i}", ban()), "officer-1", "policy-officer")
     before = await ledger.store.all_versions()
-    assert (await rebuild(ledger.store, page=2)).events == 3
+    assert (await rebuild(ledger.store, page=2, processes=processes)).events == 3
     assert await ledger.store.all_versions() == before
 
 
+@PROCESSES
 async def test_a_rebuild_names_the_seq_of_an_event_that_is_not_a_valid_domain_event(
-    store: Store, signer: Signer
+    store: Store, signer: Signer, processes: int
 ) -> None:
     plain = Writer(store, signer)
     await plain.start()
@@ -84,4 +91,19 @@ async def test_a_rebuild_names_the_seq_of_an_event_that_is_not_a_valid_domain_ev
     await plain.append(Draft("exemption/E-1", "exemption.granted", broken, OFFICER, disclosures=disclosures))
     await plain.close()
     with pytest.raises(VerificationError, match=r"seq 1: exemption\.granted on exemption/E-1 is malformed"):
-        await rebuild(store)
+        await rebuild(store, processes=processes)
+
+
+@PROCESSES
+@pytest.mark.parametrize("leaf", [b"not json", b'{"not": "an event"}', b'{"seq": 0, "stream": "policy/P-0"}'])
+async def test_a_rebuild_names_the_seq_of_a_stored_leaf_that_is_not_the_event_there(
+    backend: Backend, signer: Signer, processes: int, leaf: bytes
+) -> None:
+    plain = Writer(backend.store, signer)
+    await plain.start()
+    for i in range(3):
+        await plain.append(issued(f"P-{i}"))
+    await plain.close()
+    await backend.tamper(f"UPDATE events SET leaf = {backend.bytea(leaf)} WHERE seq = 1")
+    with pytest.raises(VerificationError, match="seq 1: the event stored at seq 1 is not an event of this log"):
+        await rebuild(backend.store, processes=processes)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.conftest import environment
+
 
 def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
@@ -40,3 +42,15 @@ def test_rebuild_replays_the_log_and_prints_its_rate(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("rebuilt the projections from 6 events in ")
     assert result.stdout.rstrip().endswith("events/s)")
+
+
+def test_rebuild_shares_out_the_streams_from_the_command_line_too(tmp_path: Path, database_url: str) -> None:
+    env = environment(tmp_path, database_url, 0)
+    run = [sys.executable, "-m", "ledger"]
+    assert subprocess.run([*run, "demo"], env=env, cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
+    ask = [*run, "verify"]
+    result = subprocess.run([*run, "rebuild", "--processes", "2"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("rebuilt the projections from 6 events in ")
+    assert subprocess.run(ask, env=env, cwd=tmp_path, capture_output=True, timeout=60).returncode == 0

@@ -1,0 +1,99 @@
+"""A PostgreSQL rebuild: new tables that take the old ones' place, filled by several processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from ledger.errors import VerificationError
+from ledger.policy import GrantExemption, IssuePolicy, LiftPolicy, RenewExemption, RevokeExemption, required_role
+from ledger.projector import NAME, VersionProjector, rebuild
+from ledger.service import LedgerService
+from ledger.signing import Signer
+from ledger.writer import Writer
+from tests.backends import Backend, postgres_backend
+from tests.domain.commands import at, ban, grant, lift, renew, revoke
+from tests.domain.conftest import Clock, Ledger
+
+INDEXES = """
+SELECT tablename, indexname, indexdef FROM pg_indexes
+WHERE schemaname = current_schema() AND tablename LIKE '%versions%' ORDER BY indexname
+"""
+
+
+@pytest.fixture
+async def pg(postgres_url: str) -> AsyncIterator[Backend]:
+    async with postgres_backend(postgres_url) as backend:
+        yield backend
+
+
+@pytest.fixture
+async def story(pg: Backend, signer: Signer) -> AsyncIterator[Ledger]:
+    """Twelve policies with two exemptions each, some renewed, revoked or lifted."""
+    clock = Clock(at("2025-03-01"))
+    writer = Writer(pg.store, signer, projectors=[VersionProjector()], clock=clock)
+    await writer.start()
+    ledger = Ledger(LedgerService(pg.store, writer, clock=clock), writer, pg.store, clock)
+    for p in range(12):
+        commands = [IssuePolicy(f"P-{p}", ban(app=f"App-{p}"))]
+        for e in range(2):
+            commands.append(GrantExemption(f"E-{p}-{e}", f"P-{p}", grant(account=f"acct-{p}-{e}")))
+        commands += [RenewExemption(f"E-{p}-0", renew()), RevokeExemption(f"E-{p}-1", revoke())]
+        if p % 3 == 0:
+            commands.append(LiftPolicy(f"P-{p}", lift()))
+        for command in commands:
+            await ledger.service.execute(command, "tester", required_role(command))
+    yield ledger
+    await writer.close()
+
+
+async def indexes(pg: Backend) -> list[tuple[str, str, str]]:
+    conn = await asyncpg.connect(pg.url, server_settings={"search_path": pg.schema or "public"})
+    try:
+        return [tuple(row) for row in await conn.fetch(INDEXES)]
+    finally:
+        await conn.close()
+
+
+async def test_two_processes_rebuild_what_the_projector_kept(story: Ledger) -> None:
+    kept = await story.store.all_versions()
+    rebuilt = await rebuild(story.store, page=7, processes=2)
+    assert rebuilt.events == await story.store.log_size()
+    assert await story.store.all_versions() == kept
+    assert await story.store.projection_position(NAME) == rebuilt.events
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_the_rebuilt_tables_keep_every_index_and_its_name(story: Ledger, pg: Backend, processes: int) -> None:
+    before = await indexes(pg)
+    await rebuild(story.store, processes=processes)
+    assert await indexes(pg) == before
+
+
+async def test_readers_that_prepared_their_queries_before_a_rebuild_read_after_it(story: Ledger) -> None:
+    question = {"app": "App-1", "organisation": "cabinet-office", "account": "acct-1-0", "device": "CO-GCS-TT-001"}
+    before = await story.service.decide(**question)  # the pool's connections now hold prepared statements
+    await rebuild(story.store, processes=2)
+    assert await story.service.decide(**question) == before
+
+
+async def test_a_gap_in_the_log_is_named_and_the_old_projections_stay(story: Ledger, pg: Backend) -> None:
+    kept = await story.store.all_versions()
+    await pg.tamper("DELETE FROM events WHERE seq = 5")
+    with pytest.raises(VerificationError, match="the log has a gap"):
+        await rebuild(story.store, processes=2)
+    assert await story.store.all_versions() == kept
+
+
+async def test_a_rebuild_after_a_failed_one_starts_afresh(story: Ledger, pg: Backend) -> None:
+    kept = await story.store.all_versions()
+    [original] = await story.store.read_leaves(3, 4)
+    await pg.tamper("UPDATE events SET leaf = convert_to('{\"not\": \"an event\"}', 'UTF8') WHERE seq = 3")
+    with pytest.raises(VerificationError, match="seq 3"):
+        await rebuild(story.store, processes=2)  # leaves its new tables half filled
+    assert await story.store.all_versions() == kept
+    await pg.tamper(f"UPDATE events SET leaf = {pg.bytea(original.leaf)} WHERE seq = 3")
+    await rebuild(story.store, processes=2)
+    assert await story.store.all_versions() == kept
