@@ -7,8 +7,9 @@ Builds a log of N valid policy and exemption events (bench/story_mix.py: about 2
 revocations of exemptions; recorded times spread over two years) through the writer,
 without projections. Then measures, in this process:
 
-- the full rebuild: replay the log from seq 0 into new projections, in this process alone
-  and with ``--processes`` processes sharing out the streams (events/s);
+- the full rebuild, once the new log is vacuumed and analysed as autovacuum would have it:
+  replay the log from seq 0 into new projections with ``--processes`` processes sharing
+  out the streams, then in this process alone (events/s);
 - as-of decisions for a past time: ``service.decide(as_of=T)`` for random T in the log's
   span and random (app, organisation, account), half of them a real grantee (p50/p99);
 - current decisions: ``service.decide()`` for the same kind of question (p50/p99).
@@ -24,6 +25,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+
+import asyncpg
 
 from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store
 from bench.story_mix import APPS, SPAN, START, Mix
@@ -92,8 +95,8 @@ async def measure(store: PostgresStore, mix: Mix, count: int, processes: int) ->
     async def current(q: Question, i: int) -> Decision:
         return await service.decide(app=q[0], organisation=q[1], account=q[2], device="D-1")
 
-    alone = await rebuild(store)
     rebuilt = await rebuild(store, processes=processes)
+    alone = await rebuild(store)
     past_p50, past_p99 = await latencies(as_of, asked)
     now_p50, now_p99 = await latencies(current, asked)
     allowed = [(await current(q, 0)).verdict for q in asked[:200]].count("allowed")
@@ -119,10 +122,27 @@ async def main() -> None:
     args = parser.parse_args()
     configure_logging("warning")
     mix = Mix(args.events)
-    async with scratch_store(args.url) as (store, _):
+    async with scratch_store(args.url) as (store, schema):
         built = await build(store, mix)
         print(f"log built through the writer (no projections): {built:9,.0f} events/s")
+        await settle(args.url, schema)
         await measure(store, mix, args.queries, args.processes)
+
+
+async def settle(url: str, schema: str) -> None:
+    """Let the new log settle as one that has stood a while would have: vacuumed and analysed
+    (as autovacuum does), its pages written out (as the checkpointer does; needs a role that
+    may CHECKPOINT). Otherwise the first rebuild also pays for setting every new row's hint
+    bits, and races the checkpointer writing out the whole log."""
+    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    try:
+        await conn.execute("VACUUM (ANALYZE) events, tree_nodes")
+        try:
+            await conn.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            print("  (no CHECKPOINT: this role may not; the rebuild may race the checkpointer)")
+    finally:
+        await conn.close()
 
 
 if __name__ == "__main__":
