@@ -67,16 +67,18 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(config.database_url, pool_size=config.db_pool_size)
     try:
         applied = await store.migrate()
-        writer = Writer(store, load_signer(config), projectors=[VersionProjector()], commits=app[COMMITS])
-        await writer.start()
         watch = await store.watch_appends() if config.read_cache > 0 else None
-        _attach(app, store, writer, watch)
-        log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),
-                 read_cache=watch is not None)  # fmt: skip
         try:
-            yield
+            writer = Writer(store, load_signer(config), projectors=[VersionProjector()], commits=app[COMMITS])
+            await writer.start()
+            _attach(app, store, writer, watch)
+            log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),
+                     read_cache=watch is not None)  # fmt: skip
+            try:
+                yield
+            finally:
+                await writer.close()
         finally:
-            await writer.close()
             if watch is not None:
                 await watch.close()
     finally:

@@ -5,8 +5,8 @@ Migration 0006 has every statement that inserts events or checkpoints notify cha
 :class:`AppendNotices` listens on a connection of its own and counts the notices for its
 schema. While that connection is lost, :attr:`AppendNotices.heard` is None (nothing can
 be trusted to be current); the count moves on once it listens again, since appends made
-in between were not heard. A query every ``heartbeat_seconds`` finds a connection that
-has gone quiet without closing (a half-open socket).
+in between were not heard. A query every ``heartbeat_seconds``, given as long again to
+answer, finds a connection that has gone quiet without closing (a half-open socket).
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-__all__ = ["CHANNEL", "AppendNotices"]
+__all__ = ["CHANNEL", "LOG_SCHEMA", "AppendNotices"]
 
 log = structlog.get_logger("ledger")
 
 CHANNEL = "policy_ledger_appends"
+LOG_SCHEMA = (  # the schema of the log's events table, as triggers name it (TG_TABLE_SCHEMA)
+    "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = 'events'::regclass"
+)
 RETRY_SECONDS = 1.0  # between attempts to listen again
 HEARTBEAT_SECONDS = 10.0  # a listening connection that does not answer a query this long is given up
 
@@ -62,7 +65,7 @@ class AppendNotices:
     async def _listen(self) -> asyncpg.Connection:
         conn = await self._connect()
         try:
-            schema = await conn.fetchval("SELECT current_schema()")
+            schema = await conn.fetchval(LOG_SCHEMA)
             self._lost.clear()
             conn.add_termination_listener(lambda _: self._lose())
             await conn.add_listener(CHANNEL, lambda *notice: self._notified(schema, notice[3]))

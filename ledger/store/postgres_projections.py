@@ -16,6 +16,7 @@ import asyncpg
 
 from ledger.errors import Unavailable
 from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
+from ledger.store.postgres_notices import CHANNEL, LOG_SCHEMA
 from ledger.versions import FOREVER, VersionSet, name_key
 
 __all__ = ["PostgresProjectionReads", "PostgresProjectionWrites"]
@@ -89,6 +90,9 @@ WHERE i.indrelid = $1::regclass AND NOT i.indisprimary ORDER BY c.relname
 """
 
 
+_NOTIFY = f"SELECT pg_notify('{CHANNEL}', ({LOG_SCHEMA}))"
+
+
 def _indexing(definition: str, name: str, table: str) -> str:
     """An index's ``CREATE INDEX`` statement, for the same index on the rebuilt table."""
     found = rf" INDEX {re.escape(name)} ON ((?:\S+\.)?){re.escape(table)} "
@@ -151,16 +155,20 @@ class PostgresProjectionWrites:
             )
 
     async def finish_rebuild(self) -> None:
-        """Give the new tables the old ones' primary keys and indexes (each built in one pass),
-        drop the old ones and give the new ones their names. Readers wait only for this swap."""
+        """Give the new tables the old ones' primary keys and indexes (each built in one pass)
+        and statistics; then drop the old ones, give the new ones their names and tell the
+        services' read caches. Readers wait only for this last step."""
+        swap = []
         for table in _VERSION_TABLES:
             await self._conn.execute(f"ALTER TABLE {table}{_NEW} ADD {await self._conn.fetchval(_PRIMARY_KEY, table)}")
-            renames = [f"ALTER INDEX {table}{_NEW}_pkey RENAME TO {table}_pkey"]
+            swap += [f"DROP TABLE {table}", f"ALTER TABLE {table}{_NEW} RENAME TO {table}",
+                     f"ALTER INDEX {table}{_NEW}_pkey RENAME TO {table}_pkey"]  # fmt: skip
             for name, definition in await self._conn.fetch(_INDEXES, table):
                 await self._conn.execute(_indexing(definition, name, table))
-                renames.append(f"ALTER INDEX {name}{_NEW} RENAME TO {name}")
-            await self._conn.execute(f"DROP TABLE {table}; ALTER TABLE {table}{_NEW} RENAME TO {table}; "
-                                     + "; ".join(renames))  # fmt: skip
+                swap.append(f"ALTER INDEX {name}{_NEW} RENAME TO {name}")
+            await self._conn.execute(f"ANALYZE {table}{_NEW}")
+        await self._conn.execute("; ".join(swap))
+        await self._conn.execute(_NOTIFY)
 
 
 class PostgresProjectionReads:

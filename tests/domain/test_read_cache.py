@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ledger.events import Draft
 from ledger.policy import Command, GrantExemption, IssuePolicy, RevokeExemption, required_role
-from ledger.projector import VersionProjector
+from ledger.projector import VersionProjector, rebuild
 from ledger.read_cache import Commits, LogStamps, ReadCache
+from ledger.sensitive import seal
 from ledger.service import LedgerService
 from ledger.signing import Signer
 from ledger.store.base import AppendWatch, Store
@@ -21,6 +23,7 @@ from tests.domain.commands import ban, grant, revoke
 from tests.domain.conftest import Clock
 
 P, E = "POL-TT", "EX-1"
+OFFICER = {"id": "sec-officer-1", "role": "security-officer"}
 ASK = {"app": "TikTok", "organisation": "cabinet-office", "account": "ukgov", "device": "CO-GCS-TT-001"}
 
 
@@ -122,8 +125,19 @@ async def test_a_write_through_another_process_is_seen_once_its_notice_arrives(
         await there.close()
 
 
+async def heard_of_the_last_append(service: Service, before: int | None) -> None:
+    """Wait until the notice of the service's own last append has arrived."""
+    for _ in range(500):
+        if service.watch.heard != before:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no notice of the append arrived")
+
+
 async def test_a_cached_answer_is_served_without_reading_the_store(here: Service, pg: Backend) -> None:
+    before = here.watch.heard
     await here.record(GrantExemption(E, P, grant()))
+    await heard_of_the_last_append(here, before)
     assert await here.verdict() == "allowed"
     await pg.execute("DELETE FROM exemption_versions")  # behind the service's back: no append, no notice
     assert await here.verdict() == "allowed"
@@ -151,3 +165,22 @@ async def test_past_decisions_do_not_use_the_cache(here: Service, pg: Backend) -
     assert await here.verdict() == "allowed"
     await pg.execute("DELETE FROM exemption_versions")
     assert (await here.service.decide(**ASK, as_of=1)).verdict == "prohibited"
+
+
+async def test_a_rebuild_is_heard_like_an_append(here: Service, pg: Backend, signer: Signer) -> None:
+    other = await pg.reopen()
+    behind = Writer(other, signer)  # appends without keeping the projections
+    await behind.start()
+    try:
+        sealed, disclosures = seal("exemption.granted/1", {**grant(), "policy_id": P})
+        before = here.watch.heard
+        await behind.append(Draft(f"exemption/{E}", "exemption.granted", sealed, OFFICER, disclosures=disclosures))
+        await heard_of_the_last_append(here, before)
+        assert await here.verdict() == "prohibited"  # the projections are behind, and this is remembered
+        before = here.watch.heard
+        await rebuild(here.store)
+        await heard_of_the_last_append(here, before)
+        assert await here.verdict() == "allowed"
+    finally:
+        await behind.close()
+        await other.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -106,3 +107,20 @@ def test_commits_counted_in_a_forked_worker_are_seen_by_the_first_process() -> N
 def test_a_slot_outside_the_processes_is_refused(index: int) -> None:
     with pytest.raises(ValueError, match=f"slot {index} is not one of 3"):
         Commits(3).claim(index)
+
+
+def test_a_count_is_never_read_half_written() -> None:
+    commits = Commits(2)
+    pid = os.fork()
+    if pid == 0:  # the worker counts as fast as it can for half a second
+        commits.claim(1)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            for _ in range(1000):
+                commits.count()
+        os._exit(0)
+    totals = []
+    while not os.waitpid(pid, os.WNOHANG)[0]:
+        totals.append(commits.total)
+    assert totals == sorted(totals)
+    assert totals[-1] > 0

@@ -1,11 +1,11 @@
 -- Each statement that appends events or checkpoints tells whoever listens on channel
 -- policy_ledger_appends (the services' read caches) that the log has moved on.
 -- PostgreSQL delivers the notice when the transaction commits, and drops it on rollback.
--- The payload is the schema, so that logs kept in different schemas of one database are
--- told apart.
+-- The payload is the log's schema, so that logs kept in different schemas of one database
+-- are told apart. A projection rebuild sends the same notice when it swaps its tables in.
 CREATE FUNCTION ledger_notify_append() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('policy_ledger_appends', current_schema());
+    PERFORM pg_notify('policy_ledger_appends', TG_TABLE_SCHEMA);
     RETURN NULL;
 END $$;
 
