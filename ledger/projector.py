@@ -123,20 +123,12 @@ async def rebuild(store: Store, *, page: int = PAGE, processes: int = 1) -> Rebu
     with no_cycle_collection():
         async with store.write() as tx:
             size, _ = await tx.head([])
-            if processes > 1 and await store.fold_in_parts(size, processes, page):
-                await tx.finish_rebuild()
-                await tx.save_versions(VersionSet(), NAME, size)
-            else:
-                size = await _replay(tx, page)
+            if processes == 1 or not await store.fold_in_parts(size, processes, page):
+                await tx.start_rebuild()
+                size = await fold(_stored_pages(tx, page), tx.load_versions)
+            await tx.finish_rebuild()
+            await tx.save_versions(VersionSet(), NAME, size)
     return Rebuilt(size, time.perf_counter() - started)
-
-
-async def _replay(tx: WriteTransaction, page: int) -> int:
-    await tx.start_rebuild()
-    size = await fold(_stored_pages(tx, page), tx.load_versions)
-    await tx.finish_rebuild()
-    await tx.save_versions(VersionSet(), NAME, size)
-    return size
 
 
 async def _stored_pages(tx: WriteTransaction, page: int) -> AsyncIterator[list[Event]]:

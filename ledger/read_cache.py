@@ -46,13 +46,12 @@ class Commits:
     def __init__(self, processes: int = 1) -> None:
         self._memory = mmap.mmap(-1, ctypes.sizeof(ctypes.c_int64) * processes)
         self._slots = (ctypes.c_int64 * processes).from_buffer(self._memory)
-        self._processes = processes
         self._mine = 0
 
     def claim(self, index: int) -> None:
         """Count this process's batches in slot ``index`` (a forked worker's number)."""
-        if not 0 <= index < self._processes:
-            raise ValueError(f"slot {index} is not one of {self._processes}")
+        if not 0 <= index < len(self._slots):
+            raise ValueError(f"slot {index} is not one of {len(self._slots)}")
         self._mine = index
 
     def count(self) -> None:

@@ -5,7 +5,7 @@ transaction (which holds the log's lock across processes), reads the log head, a
 seq, version, time and ``prev``, signs, stores the leaves and the tree nodes they
 complete, signs a checkpoint, lets each projector bring its stored projection level
 with the batch (in the same transaction), and commits. Only then is each caller answered,
-after the batch is counted in ``commits`` when given (the decision cache's stamp).
+after the batch is counted in ``commits`` when given (what tells remembered reads are stale).
 """
 
 from __future__ import annotations
