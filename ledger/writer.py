@@ -268,3 +268,6 @@ class Writer:
                 await tx.append([], [], [], self._maybe_checkpoint(head))
         except LedgerError as e:
             log.warning("checkpoint_failed", error=e.detail)
+        finally:  # the latest checkpoint may have changed: reads of it remembered are stale
+            if self._commits is not None:
+                self._commits.count()

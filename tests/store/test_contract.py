@@ -13,6 +13,7 @@ from ledger.auditing import audit_store
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import EventTooLarge, InvalidInput, NotCanonical, NotFound, VersionConflict
 from ledger.events import MAX_EVENT_BYTES, ZERO_HASH, Disclosure, Draft, format_time
+from ledger.read_cache import Commits
 from ledger.signing import Signer
 from ledger.store.base import Store
 from ledger.store.migrations import migrations
@@ -251,3 +252,17 @@ async def test_with_an_interval_the_tail_still_gets_a_checkpoint(store: Store, s
     note = await store.latest_checkpoint()
     assert note is not None
     assert open_checkpoint(note, signer.name, [signer.verifier])[0].size == 4
+
+
+async def test_the_checkpoint_signed_for_the_tail_counts_as_a_commit(store: Store, signer: Signer) -> None:
+    commits = Commits()
+    writer = Writer(store, signer, checkpoint_interval=0.5, commits=commits)
+    await writer.start()
+    await writer.append(draft())  # with a checkpoint
+    await writer.append(draft())  # within the interval: none yet
+    await asyncio.sleep(1.0)
+    await writer.close()
+    note = await store.latest_checkpoint()
+    assert note is not None
+    assert open_checkpoint(note, signer.name, [signer.verifier])[0].size == 2
+    assert (writer.batches, commits.total) == (2, 3)  # remembered reads of the checkpoint are stale
