@@ -12,13 +12,13 @@ Two middlewares, outermost first:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -37,8 +37,8 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 def render(data: Any, *, status: int = 200, content_type: str = "application/json") -> web.Response:
     """A JSON body (UTF-8, compact) with ``status``."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return web.Response(text=text, status=status, content_type=content_type)
+    body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    return web.Response(body=body, status=status, content_type=content_type, charset="utf-8")
 
 
 def _problem(request: web.Request, error: LedgerError, *, type_: str | None = None, title: str | None = None,
