@@ -16,6 +16,7 @@ from api import command_routes, export_routes, log_routes, metrics, openapi, ops
 from api.auth import authenticate
 from api.keys import CHECKPOINTS, COMMITS, CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
+from api.params import no_nul
 from api.problems import problems, request_ids
 from ledger.config import Config, load_signer
 from ledger.projector import VersionProjector
@@ -40,7 +41,7 @@ def create_app(
     then it remembers no reads. ``commits``: shared with the other workers of this service."""
     if (store is None) != (writer is None):
         raise ValueError("give create_app both a store and a writer, or neither")
-    middlewares = [metrics_middleware, request_ids, problems, authenticate]
+    middlewares = [metrics_middleware, request_ids, problems, no_nul, authenticate]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONFIG], app[METRICS], app[COMMITS] = config, Metrics(), commits or Commits()
     if store is not None and writer is not None:

@@ -23,7 +23,8 @@ async def _principal(request: web.Request) -> Principal:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Unauthenticated("Authorization must be 'Bearer <token>'; create one with 'policy-ledger tokens create'")
-    record = await request.app[TOKENS](hash_token(secret.strip()))
+    secret = secret.strip()
+    record = await request.app[TOKENS](hash_token(secret)) if secret.isascii() else None  # ours are ASCII
     if record is None or record.revoked_at is not None:
         raise Unauthenticated("the bearer token is unknown or revoked; ask an admin for a new one")
     return Principal(record.role, record.id, record.name)

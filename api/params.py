@@ -8,13 +8,16 @@ from collections.abc import Collection
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ledger.canonical import MAX_SAFE_INTEGER
 from ledger.errors import InvalidInput
+from ledger.events import check_text
 
-__all__ = ["flag", "json_object", "query", "required", "whole"]
+__all__ = ["flag", "json_object", "no_nul", "query", "required", "whole"]
 
 _WHOLE = re.compile(r"[0-9]{1,16}")
+_UNKEPT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")  # a surrogate or NUL comes only as an escape
 
 
 def whole(text: str, name: str, minimum: int = 0, maximum: int = MAX_SAFE_INTEGER) -> int:
@@ -54,8 +57,18 @@ def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, An
         raise InvalidInput(f"the request body is not valid JSON: {e}") from None
     if not isinstance(body, dict):
         raise InvalidInput(f"the request body must be a JSON object like {like}", pointer="")
+    if _UNKEPT_ESCAPE.search(raw):
+        check_text(body)
     unknown = sorted(set(body) - set(members))
     if unknown:
         held = " and ".join(f"'{m}'" for m in members)
         raise InvalidInput(f"unknown member {unknown[0]!r}; the body holds only {held}", pointer=f"/{unknown[0]}")
     return body
+
+
+@web.middleware
+async def no_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a path or query holding U+0000 (``%00``): no id or name in the ledger holds one."""
+    if "\x00" in request.path or "\x00" in request.query_string:
+        raise InvalidInput("the URL holds U+0000 (NUL, written %00), which no id or name in the ledger has; remove it")
+    return await handler(request)

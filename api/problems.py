@@ -12,6 +12,7 @@ Two middlewares, outermost first:
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -37,7 +38,10 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 def render(data: Any, *, status: int = 200, content_type: str = "application/json") -> web.Response:
     """A JSON body (UTF-8, compact) with ``status``."""
-    body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:  # text that is not Unicode (echoed from a request): escaped, in ASCII
+        body = json.dumps(data, separators=(",", ":")).encode()
     return web.Response(body=body, status=status, content_type=content_type, charset="utf-8")
 
 

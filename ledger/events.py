@@ -32,6 +32,7 @@ __all__ = [
     "Draft",
     "Recorded",
     "check_draft",
+    "check_text",
     "decode_leaf",
     "format_time",
     "seal_event",
@@ -155,10 +156,37 @@ def check_draft(draft: Draft, origin: str) -> Checked:
             raise InvalidInput(f"required stream {stream!r} at version {version} is not a stream and version")
     strings = (_string(draft.id), _string(draft.schema), _string(draft.stream), _string(draft.type))
     checked = Checked(draft, canonical(draft.data), _actor(draft.actor), strings)
+    if b"\\u0000" in checked.data + checked.actor:  # perhaps a NUL: canonical JSON escapes it so
+        check_text({"actor": dict(draft.actor), "data": draft.data})
     widest = widest_size(checked, origin)
     if widest > MAX_EVENT_BYTES:
         raise EventTooLarge(f"event would be {widest} bytes; the limit is {MAX_EVENT_BYTES} bytes of canonical JSON")
     return checked
+
+
+def check_text(value: Any, pointer: str = "") -> None:
+    """Refuse a string or member name in ``value`` that the ledger cannot keep as text, saying
+    where: one holding U+0000 (PostgreSQL's text cannot), or a lone surrogate (not Unicode)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(f"the text at '{pointer}' holds U+0000 (NUL), which the ledger cannot keep; remove it",
+                               pointer=pointer)  # fmt: skip
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"the text at '{pointer}' holds a lone surrogate escape, which is not Unicode text; "
+                "escape a character beyond U+FFFF as a surrogate pair, or send it as UTF-8",
+                pointer=pointer,
+            ) from None
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            check_text(item, f"{pointer}/{index}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            inner = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            check_text(key, inner)
+            check_text(item, inner)
 
 
 # The leaf's bytes that do not depend on the draft, at their widest: braces, commas, the

@@ -42,6 +42,7 @@ __all__ = [
     "RenewExemption",
     "ReviewPolicy",
     "RevokeExemption",
+    "check_ids",
     "decide_exemption",
     "decide_policy",
     "required_role",
@@ -127,6 +128,14 @@ class NewEvent:
     schema: str
     data: Mapping[str, Any]
     version: int | None = None
+
+
+def check_ids(command: Command) -> None:
+    """Refuse a command naming an id that no stream can have, before any stream is read for it."""
+    if not isinstance(command, _PolicyCommand):
+        _checked_id("exemption", command.exemption_id)
+    if not isinstance(command, _ExemptionChange):
+        _checked_id("policy", command.policy_id)
 
 
 def required_role(command: Command) -> str:

@@ -27,6 +27,7 @@ from ledger.policy import (
     IssuePolicy,
     NewEvent,
     PolicyCommand,
+    check_ids,
     decide_exemption,
     decide_policy,
     required_role,
@@ -59,7 +60,7 @@ def reveal_for(role: str | None) -> Categories:
 
 def parse_as_of(text: str) -> int | datetime:
     """An ``as_of`` parameter: digits are a seq, anything else an RFC 3339 time."""
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     try:
         return parse_time(text)
@@ -114,6 +115,7 @@ class LedgerService:
         needed = required_role(command)
         if actor_role != needed:
             raise Forbidden(f"role {actor_role} may not send {type(command).__name__}; it needs the {needed} role")
+        check_ids(command)
         actor = {"id": actor_id, "role": actor_role}
         for attempt in range(1, ATTEMPTS + 1):
             try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger.errors import Unavailable
+from ledger.errors import InvalidInput, Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
@@ -27,10 +27,13 @@ _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 
 @asynccontextmanager
 async def _reachable(url: str) -> AsyncIterator[None]:
+    """PostgreSQL's failures as the ledger's: out of reach, or text it cannot hold (a NUL)."""
     try:
         yield
     except _UNREACHABLE as e:
         raise Unavailable(f"PostgreSQL at {_redact(url)} is not reachable: {e}") from e
+    except asyncpg.CharacterNotInRepertoireError:
+        raise InvalidInput("text holding U+0000 (NUL) is in no id or name the ledger keeps; remove it") from None
 
 
 def _redact(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -59,6 +60,15 @@ async def test_an_unknown_token_is_401_even_where_anonymous_may_read(client: Cli
 async def test_a_malformed_authorization_header_is_401(client: Client) -> None:
     problem = await problem_of(await client.get("/test/who", headers={"Authorization": "Basic abc"}), 401)
     assert "Bearer <token>" in problem["detail"]
+
+
+async def test_a_token_that_is_not_even_text_is_401(client: Client) -> None:
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /test/who HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"unknown or revoked" in answer
 
 
 async def test_the_right_role_is_let_through(client: Client, store: Store) -> None:

@@ -99,11 +99,50 @@ async def test_a_malformed_body_is_400_saying_what_to_fix(
     assert fix in (await problem_of(response, 400))["detail"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "pointer"),
+    [
+        (b'{"id": "\\ud800", "data": {}}', "/id"),
+        (b'{"id": "P", "data": {"app": {"name": "Tik\\udc00Tok"}}}', "/data/app/name"),
+        (b'{"id": "P", "data": {"\\ud83d": 1}}', "/data/\ud83d"),
+    ],
+    ids=["in-a-value", "deep-in-data", "in-a-member-name"],
+)
+async def test_a_lone_surrogate_escape_is_400_naming_where_it_is(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store, raw: bytes, pointer: str
+) -> None:
+    problem = await problem_of(await client.post("/v1/policies", data=raw, headers=tokens["policy-officer"]), 400)
+    assert "lone surrogate" in problem["detail"]
+    assert problem["pointer"] == pointer
+    assert await store.log_size() == 0
+
+
+async def test_a_nul_character_in_the_data_is_400_naming_where_it_is(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store
+) -> None:
+    body = {"id": POLICY, "data": example("policy.issued/1", app={"name": "Tik\x00Tok", "vendor": "ByteDance"})}
+    problem = await problem_of(await client.post("/v1/policies", json=body, headers=tokens["policy-officer"]), 400)
+    assert "U+0000" in problem["detail"]
+    assert problem["pointer"] == "/data/app/name"
+    assert await store.log_size() == 0
+
+
 async def test_a_stale_if_match_is_412(client: Client, tokens: dict[str, dict[str, str]], store: Store) -> None:
     await issue(client, tokens)
     body = {"data": example("policy.reviewed/1")}
     headers = tokens["policy-officer"] | {"If-Match": '"0"'}
     await problem_of(await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers), 412)
+    assert await store.log_size() == 1
+
+
+async def test_an_if_match_in_other_digits_than_ascii_is_400(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store
+) -> None:
+    await issue(client, tokens)
+    body = {"data": example("policy.reviewed/1")}
+    headers = tokens["policy-officer"] | {"If-Match": '"\u0661"'}  # ARABIC-INDIC DIGIT ONE
+    problem = await problem_of(await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers), 400)
+    assert "If-Match must be the stream version" in problem["detail"]
     assert await store.log_size() == 1
 
 

@@ -129,3 +129,14 @@ async def test_an_unknown_policy_is_404(client: Client) -> None:
 async def test_a_bad_as_of_is_400(client: Client) -> None:
     problem = await problem_of(await client.get("/v1/policies", params={"as_of": "yesterday"}), 400)
     assert "as_of" in problem["detail"]
+
+
+async def test_an_as_of_in_other_digits_than_ascii_is_400(client: Client) -> None:
+    problem = await problem_of(await client.get("/v1/policies", params={"as_of": "\u0663"}), 400)
+    assert "as_of" in problem["detail"]
+
+
+@pytest.mark.parametrize("path", ["/v1/policies/POL%00X", "/v1/decisions?app=Tik%00Tok&organisation=o&account=a"])
+async def test_a_nul_character_in_the_url_is_400(client: Client, path: str) -> None:
+    problem = await problem_of(await client.get(path), 400)
+    assert "U+0000" in problem["detail"]

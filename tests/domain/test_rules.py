@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import Forbidden, LedgerError, NotFound, RuleViolation, VersionConflict
+from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, RuleViolation, VersionConflict
 from ledger.events import Recorded, decode_leaf
 from ledger.policy import (
     AmendExemption,
@@ -206,6 +206,20 @@ async def test_the_expected_version_when_current_is_recorded(ledger: Ledger) -> 
     assert kinds(await run(ledger, ReviewPolicy(P, review(), expected_version=1))) == [
         (f"policy/{P}", "policy.reviewed", 2)
     ]
+
+
+@pytest.mark.parametrize("ident", ["POL\x00", "POL 1", ""], ids=["nul", "space", "empty"])
+async def test_an_id_no_stream_can_have_is_refused_before_any_read(ledger: Ledger, ident: str) -> None:
+    await refused(ledger, AmendPolicy(ident, CHANGE_REASON), InvalidInput, "policy id .* must be 1-64 letters")
+
+
+async def test_a_nul_in_the_data_is_refused_and_the_commands_beside_it_are_recorded(ledger: Ledger) -> None:
+    poisoned = IssuePolicy("POL-NUL", ban(app="Tik\x00Tok"))
+    outcomes = await asyncio.gather(run(ledger, ISSUE), run(ledger, poisoned), run(ledger, IssuePolicy("POL-2", ban())),
+                                    return_exceptions=True)  # fmt: skip
+    assert [type(o).__name__ for o in outcomes] == ["list", "InvalidInput", "list"]
+    assert "/data/app/name" in str(outcomes[1])
+    assert await ledger.store.projection_position(NAME) == await ledger.store.log_size() == 2
 
 
 async def test_concurrent_commands_on_one_stream_are_retried_and_all_recorded(ledger: Ledger) -> None:

@@ -216,6 +216,8 @@ async def test_truncate_is_refused_on_postgres(backend: Backend, writer: Writer)
         ({"big": 2**60}, NotCanonical, "beyond"),
         ({"bad": "\udc80"}, NotCanonical, "surrogate"),
         ({1: "x"}, NotCanonical, "not a string"),
+        ({"app": {"name": "Tik\x00Tok"}}, InvalidInput, "/data/app/name.*U\\+0000"),
+        ({"Tik\x00Tok": 1}, InvalidInput, "U\\+0000"),
         ({"blob": "x" * MAX_EVENT_BYTES}, EventTooLarge, "limit is 65536"),
         ([1, 2], InvalidInput, "JSON object"),
     ],

@@ -31,7 +31,7 @@ SIGNER = log_signer()
 ENVELOPE = {"v", "log", "seq", "id", "stream", "version", "type", "schema", "recorded_at",
             "actor", "data", "prev", "key_id", "sig"}  # fmt: skip
 
-any_character = st.characters(exclude_categories=["Cs"])
+any_character = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")  # the ledger keeps no NUL
 json_text = st.text(any_character, max_size=8)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER) | json_text,
@@ -363,7 +363,23 @@ def test_check_draft_refuses_an_id_with_a_lone_surrogate() -> None:
         check_draft(draft(id="event-\ud800"), ORIGIN)
 
 
-@given(st.text(max_size=40), st.sampled_from(["policy/P-1", "exemption/E:2"]))
+@pytest.mark.parametrize(
+    ("changes", "pointer"),
+    [({"data": {"app": {"name": "Tik\x00Tok"}}}, "/data/app/name"), ({"data": {"a\x00": 1}}, "/data/a\x00"),
+     ({"data": {"list": ["x", "\x00"]}}, "/data/list/1"), ({"actor": {"id": "o\x00", "role": "x"}}, "/actor/id")],
+    ids=["value", "member-name", "array-item", "actor"],
+)  # fmt: skip
+def test_check_draft_refuses_a_nul_saying_where(changes: dict[str, Any], pointer: str) -> None:
+    with pytest.raises(InvalidInput, match="U\\+0000") as caught:
+        check_draft(draft(**changes), ORIGIN)
+    assert caught.value.pointer == pointer
+
+
+def test_check_draft_keeps_text_that_only_spells_an_escaped_nul() -> None:
+    assert check_draft(draft(data={"note": "\\u0000"}), ORIGIN).data == b'{"note":"\\\\u0000"}'
+
+
+@given(st.text(any_character, max_size=40), st.sampled_from(["policy/P-1", "exemption/E:2"]))
 def test_widest_size_is_the_length_of_the_widest_leaf(text: str, stream: str) -> None:
     checked = check_draft(draft(data={"note": text}, stream=stream), ORIGIN)
     widest = _leaf(checked, ORIGIN, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
@@ -371,7 +387,7 @@ def test_widest_size_is_the_length_of_the_widest_leaf(text: str, stream: str) ->
     assert widest_size(checked, ORIGIN) == len(widest)
 
 
-@given(st.text(min_size=1, max_size=20), st.sampled_from(["policy-officer", "security-officer"]))
+@given(st.text(any_character, min_size=1, max_size=20), st.sampled_from(["policy-officer", "security-officer"]))
 def test_the_actor_is_written_as_canonical_json_writes_it(actor_id: str, role: str) -> None:
     try:
         expected = canonical({"id": actor_id, "role": role})
