@@ -222,8 +222,12 @@ class PostgresStore(PostgresProjectionReads):
             return await self._pool.fetch(query, *args)
 
     async def fold_in_parts(self, size: int, parts: int, page: int) -> bool:
-        async with _reachable(self.url), self._pool.acquire() as conn:
-            await fold_in_parts(conn, self.url, self._server_settings, size, parts, page)
+        async with _reachable(self.url):  # over a connection of its own: the caller's holds the lock
+            conn = await asyncpg.connect(self.url, server_settings=self._server_settings, timeout=10)
+            try:
+                await fold_in_parts(conn, self.url, self._server_settings, size, parts, page)
+            finally:
+                await conn.close()
         return True
 
     async def watch_appends(self) -> AppendNotices:

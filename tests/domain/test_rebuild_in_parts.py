@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -12,6 +13,7 @@ from ledger.policy import GrantExemption, IssuePolicy, LiftPolicy, RenewExemptio
 from ledger.projector import NAME, VersionProjector, rebuild
 from ledger.service import LedgerService
 from ledger.signing import Signer
+from ledger.store.postgres import PostgresStore
 from ledger.writer import Writer
 from tests.backends import Backend, postgres_backend
 from tests.domain.commands import at, ban, grant, lift, renew, revoke
@@ -63,6 +65,15 @@ async def test_two_processes_rebuild_what_the_projector_kept(story: Ledger) -> N
     assert rebuilt.events == await story.store.log_size()
     assert await story.store.all_versions() == kept
     assert await story.store.projection_position(NAME) == rebuilt.events
+
+
+async def test_a_store_with_a_pool_of_one_connection_rebuilds_in_parts(story: Ledger, pg: Backend) -> None:
+    single = await PostgresStore.open(pg.url, max_size=1, server_settings={"search_path": pg.schema or "public"})
+    try:
+        rebuilt = await asyncio.wait_for(rebuild(single, processes=2), 30)
+    finally:
+        await single.close()
+    assert rebuilt.events == await story.store.log_size()
 
 
 @pytest.mark.parametrize("processes", [1, 2])
