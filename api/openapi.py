@@ -15,7 +15,9 @@ from aiohttp import web
 
 from api.problems import render
 from ledger import __version__, schemas
+from ledger.canonical import MAX_SAFE_INTEGER
 from ledger.foi import CATEGORIES
+from ledger.policy import ID_PATTERN
 
 __all__ = ["EXAMPLE_ORDER", "document", "routes"]
 
@@ -65,6 +67,8 @@ COMMANDS: list[tuple[str, str, str, str | None, str | None, dict[str, Any], str]
 ]  # fmt: skip
 EXPORT_EXAMPLE = {"selection": {"policy": STORY_POLICY}, "release": ["national-security"]}
 EXAMPLE_ORDER = [(method, path) for method, path, *_ in COMMANDS] + [("post", "/v1/exports")]
+ID = {"type": "string", "pattern": f"^{ID_PATTERN}$"}  # of a policy or an exemption
+SEQ = {"type": "integer", "minimum": 0, "maximum": MAX_SAFE_INTEGER}
 PROOF = {"name": "proof", "in": "query", "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
          "description": "1: add a receipt (the event, its inclusion proof and the signed checkpoint)"}  # fmt: skip
 
@@ -80,7 +84,7 @@ PAGE = [
 
 def _path_params(path: str, example: str | None) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
-    return [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}, "example": example}
+    return [{"name": n, "in": "path", "required": True, "schema": SEQ if n == "seq" else ID, "example": example}
             for n in names]  # fmt: skip
 
 
@@ -96,11 +100,16 @@ def _command(schema: str, ident: str | None, param: str | None, data: dict[str, 
     example: dict[str, Any] = {"data": data}
     if ident is not None:
         body["required"] = ["id", "data"]
-        body["properties"]["id"] = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"}
+        body["properties"]["id"] = ID
         example = {"id": ident, "data": data}
     headers = [
-        {"name": "If-Match", "in": "header", "schema": {"type": "string"}, "description": "the stream version read"},
-        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 255}},
+        {
+            "name": "If-Match",
+            "in": "header",
+            "schema": {"type": "string", "pattern": '^(W/)?"?[0-9]+"?$'},
+            "description": "the stream version read",
+        },
+        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}},
         PROOF,
     ]
     return {
@@ -154,7 +163,7 @@ QUERIES: list[tuple[str, str, str, list[dict[str, Any]]]] = [
     ("/v1/policies/{policy_id}", "one policy", "Object", [AS_OF, AT]),
     ("/v1/policies/{policy_id}/history", "a policy's events", "Events", [AS_OF]),
     ("/v1/exemptions", "exemptions with their status", "Page",
-     [AS_OF, AT, *PAGE, {"name": "policy_id", "in": "query", "schema": {"type": "string"}}]),
+     [AS_OF, AT, *PAGE, {"name": "policy_id", "in": "query", "schema": ID}]),
     ("/v1/exemptions/{exemption_id}", "one exemption", "Object", [AS_OF, AT]),
     ("/v1/exemptions/{exemption_id}/history", "an exemption's events", "Events", [AS_OF]),
     ("/v1/decisions", "may app X run on device D of organisation O for account A at time T?", "Object",

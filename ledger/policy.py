@@ -30,6 +30,7 @@ from ledger.schemas import parse_time, validate
 from ledger.states import ExemptionState, PolicyState, exemption_stream, policy_stream
 
 __all__ = [
+    "ID_PATTERN",
     "AmendExemption",
     "AmendPolicy",
     "Command",
@@ -48,7 +49,8 @@ __all__ = [
     "required_role",
 ]
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a policy or exemption id
+_ID = re.compile(ID_PATTERN)
 
 
 @dataclass(frozen=True)
