@@ -16,8 +16,8 @@ from api import command_routes, export_routes, log_routes, metrics, openapi, ops
 from api.auth import authenticate
 from api.keys import CHECKPOINTS, COMMITS, CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
-from api.params import no_nul
-from api.problems import problems, request_ids
+from api.params import plain_requests
+from api.problems import expectations, problems, request_ids
 from ledger.config import Config, load_signer
 from ledger.projector import VersionProjector
 from ledger.proofs import NodeCache, ReadNodes
@@ -41,7 +41,7 @@ def create_app(
     then it remembers no reads. ``commits``: shared with the other workers of this service."""
     if (store is None) != (writer is None):
         raise ValueError("give create_app both a store and a writer, or neither")
-    middlewares = [metrics_middleware, request_ids, problems, no_nul, authenticate]
+    middlewares = [metrics_middleware, request_ids, problems, plain_requests, authenticate]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY_BYTES)
     app[CONFIG], app[METRICS], app[COMMITS] = config, Metrics(), commits or Commits()
     if store is not None and writer is not None:
@@ -49,8 +49,14 @@ def create_app(
     else:
         app.cleanup_ctx.append(_log_resources)
     for module in (ops_routes, log_routes, metrics, command_routes, query_routes, export_routes, openapi):
-        app.router.add_routes(module.routes)
+        app.router.add_routes(_expecting(module.routes))
     return app
+
+
+def _expecting(routes: web.RouteTableDef) -> list[web.AbstractRouteDef]:
+    """The routes, each with our ``Expect`` handler in place of aiohttp's."""
+    return [web.RouteDef(r.method, r.path, r.handler, {**r.kwargs, "expect_handler": expectations})
+            if isinstance(r, web.RouteDef) else r for r in routes]  # fmt: skip
 
 
 def _attach(app: web.Application, store: Store, writer: Writer, watch: AppendWatch | None = None) -> None:

@@ -142,6 +142,6 @@ def _if_match(request: web.Request) -> int | None:
     if header is None:
         return None
     text = header.strip().removeprefix("W/").strip('"')
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit() and len(text) <= 16):
         raise InvalidInput('If-Match must be the stream version you last read, e.g. If-Match: "3"')
     return int(text)

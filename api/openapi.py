@@ -33,6 +33,8 @@ ERRORS = {
     "409": "a policy rule forbids the command, or its Idempotency-Key is still in use",
     "412": "If-Match is stale: the stream moved on",
     "413": "the body, the event or the export is too large",
+    "415": "the body is compressed (Content-Encoding): send it uncompressed",
+    "417": "an Expect header other than 100-continue",
     "422": "data does not match the event schema, or an Idempotency-Key was reused for another request",
     "503": "the database or the writer cannot serve now",
 }
@@ -118,7 +120,7 @@ def _command(schema: str, ident: str | None, param: str | None, data: dict[str, 
         "parameters": _path_params(path, param) + headers,
         "requestBody": {"required": True, "content": {"application/json": {"schema": body, "example": example}}},
         "responses": {"201": {"description": "recorded", "content": _json("Recorded")},
-                      **_errors("400", "401", "403", "404", "409", "412", "413", "422", "503")},
+                      **_errors("400", "401", "403", "404", "409", "412", "413", "415", "417", "422", "503")},
     }  # fmt: skip
 
 
@@ -142,7 +144,7 @@ def _export() -> dict[str, Any]:
                         "content": {"application/json": {"schema": body, "example": EXPORT_EXAMPLE}}},
         "responses": {"200": {"description": "the bundle file (docs/bundles.md), gzip-compressed JSON",
                               "content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}},
-                      **_errors("400", "401", "403", "404", "413", "503")},
+                      **_errors("400", "401", "403", "404", "413", "415", "417", "503")},
     }  # fmt: skip
 
 

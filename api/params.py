@@ -11,10 +11,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ledger.canonical import MAX_SAFE_INTEGER
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, UnsupportedEncoding
 from ledger.events import check_text
 
-__all__ = ["flag", "json_object", "no_nul", "query", "required", "whole"]
+__all__ = ["flag", "json_object", "plain_requests", "query", "required", "whole"]
 
 _WHOLE = re.compile(r"[0-9]{1,16}")
 _UNKEPT_ESCAPE = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")  # a surrogate or NUL comes only as an escape
@@ -52,9 +52,11 @@ def flag(request: web.Request, name: str) -> bool:
 def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, Any]:
     """The body as a JSON object holding only ``members``; ``like`` shows one, for the error."""
     try:
-        body = json.loads(raw or b"null")
+        body = json.loads(raw or b"null", parse_int=_integer)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInput(f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidInput("the request body is nested too deeply to read; no event nests so far") from None
     if not isinstance(body, dict):
         raise InvalidInput(f"the request body must be a JSON object like {like}", pointer="")
     if _UNKEPT_ESCAPE.search(raw):
@@ -66,9 +68,19 @@ def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, An
     return body
 
 
+def _integer(token: str) -> int:
+    if len(token) > 100:  # far beyond ±2^53, and Python reads no more than 4,300 digits
+        raise InvalidInput(f"the request body holds an integer of {len(token)} digits; event integers are within ±2^53")
+    return int(token)
+
+
 @web.middleware
-async def no_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a path or query holding U+0000 (``%00``): no id or name in the ledger holds one."""
+async def plain_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what no route takes: U+0000 (``%00``) in the path or query, which no id or name
+    in the ledger holds, and a compressed body (the service does not decompress bodies)."""
     if "\x00" in request.path or "\x00" in request.query_string:
         raise InvalidInput("the URL holds U+0000 (NUL, written %00), which no id or name in the ledger has; remove it")
+    coding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if request.body_exists and coding not in ("", "identity"):
+        raise UnsupportedEncoding(f"Content-Encoding {coding!r} is not accepted; send the body uncompressed")
     return await handler(request)

@@ -21,13 +21,14 @@ from typing import Any
 
 import orjson
 import structlog
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from api.keys import REQUEST_ID
-from ledger.errors import LedgerError, NotFound
+from ledger.errors import ExpectationFailed, InvalidInput, LedgerError, NotFound
 
-__all__ = ["PROBLEM_JSON", "REQUEST_ID_HEADER", "problems", "render", "request_ids", "unparsed"]
+__all__ = ["PROBLEM_JSON", "REQUEST_ID_HEADER", "expectations", "problems", "render", "request_ids", "unparsed"]
 
 log = structlog.get_logger("api")
 
@@ -107,6 +108,9 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if e.status < HTTPStatus.BAD_REQUEST:
             raise
         return _http_problem(request, e)
+    except RequestPayloadError as e:  # a body cut short, or its framing broken
+        why = str(e).partition("message:")[2].strip()
+        return _problem(request, InvalidInput(f"the request body could not be read: {why}"))
     except ConnectionResetError:  # the client left before its request was read: nobody to answer
         log.info("client_disconnected")
         return web.Response(status=CLIENT_CLOSED, reason="Client Closed Request")
@@ -114,6 +118,23 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         log.exception("unhandled_error")
         detail = f"an unexpected error occurred; quote request id {request.get(REQUEST_ID)} to the operator"
         return _problem(request, LedgerError(detail))
+
+
+async def expectations(request: web.Request) -> web.StreamResponse | None:
+    """The routes' ``Expect`` handler (it runs before any middleware): ``100-continue`` is
+    answered as aiohttp answers it; any other expectation is a 417 problem, not plain text."""
+    expect = request.headers.get("Expect", "")
+    if request.version != HttpVersion11:
+        return None
+    if expect.lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own bytes are yet to come
+        return None
+    request[REQUEST_ID] = _request_id(request)
+    refused = ExpectationFailed(f"Expect: {expect[:40]!r} is not met here; send the request without it")
+    response = _problem(request, refused)
+    response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+    return response
 
 
 def _request_id(request: web.Request) -> str:

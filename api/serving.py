@@ -62,7 +62,8 @@ async def serve(
     then stop accepting, give requests in flight SHUTDOWN_TIMEOUT seconds, commit what is queued.
     ``commits``: the count of batches this service's workers share (``ledger.read_cache``)."""
     app = create_app(config, commits=commits)
-    runner = _Runner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    # bodies are never decompressed: api.params.plain_requests refuses a Content-Encoding
+    runner = _Runner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT, auto_decompress=False)
     await runner.setup()
     try:
         site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, config.host, config.port)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 __all__ = [
     "AppendOnly",
     "EventTooLarge",
+    "ExpectationFailed",
     "Forbidden",
     "IdempotencyInProgress",
     "IdempotencyMismatch",
@@ -38,6 +39,7 @@ __all__ = [
     "SchemaViolation",
     "Unauthenticated",
     "Unavailable",
+    "UnsupportedEncoding",
     "VerificationError",
     "VersionConflict",
 ]
@@ -81,6 +83,18 @@ class ExportTooLarge(InvalidInput):
     status = 413
     slug = "export-too-large"
     title = "Export too large"
+
+
+class UnsupportedEncoding(InvalidInput):
+    status = 415
+    slug = "unsupported-encoding"
+    title = "Content coding not supported"
+
+
+class ExpectationFailed(InvalidInput):
+    status = 417
+    slug = "expectation-failed"
+    title = "Expectation failed"
 
 
 class SchemaViolation(InvalidInput):

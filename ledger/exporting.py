@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger import proofs
@@ -26,6 +26,7 @@ from ledger.store.base import LeafRow, Store
 __all__ = ["export", "receipt", "receipt_for"]
 
 _DIGESTS_PER_READ = 1000
+_DAWN = datetime.min.replace(tzinfo=UTC)  # nothing is recorded before it
 
 
 async def export(
@@ -110,7 +111,8 @@ async def _select(store: Store, selection: Selection, size: int) -> list[LeafRow
     assert selection.start is not None
     assert selection.end is not None
     tick = timedelta(microseconds=1)
-    first, last = await store.seq_at(selection.start - tick) + 1, await store.seq_at(selection.end - tick)
+    first = await store.seq_at(selection.start - tick) + 1 if selection.start > _DAWN else 0
+    last = await store.seq_at(selection.end - tick)
     touched = {decode_leaf(r.leaf, r.seq)["stream"] for r in await store.read_leaves(first, min(last + 1, size))}
     return await store.stream_leaves(*sorted(touched))
 

@@ -61,6 +61,8 @@ def reveal_for(role: str | None) -> Categories:
 def parse_as_of(text: str) -> int | datetime:
     """An ``as_of`` parameter: digits are a seq, anything else an RFC 3339 time."""
     if text.isascii() and text.isdigit():
+        if len(text) > 16:
+            raise InvalidInput(f"as_of seq {text[:20]}… is beyond any log: a seq is below 2^53", pointer="/as_of")
         return int(text)
     try:
         return parse_time(text)

@@ -90,7 +90,14 @@ async def test_every_kind_of_bad_data_is_422_not_a_crash(
 
 @pytest.mark.parametrize(
     ("raw", "fix"),
-    [(b"{not json", "not valid JSON"), (b"[1]", "JSON object"), (b'{"id": "P", "dta": {}}', "unknown member")],
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"id": "P", "dta": {}}', "unknown member"),
+        (b'{"id": "P", "data": {"n": ' + b"9" * 5000 + b"}}", "integer of 5000 digits"),
+        (b'{"id": "P", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    ],
+    ids=["not-json", "not-an-object", "unknown-member", "integer-too-long-to-read", "nested-too-deeply"],
 )
 async def test_a_malformed_body_is_400_saying_what_to_fix(
     client: Client, tokens: dict[str, dict[str, str]], raw: bytes, fix: str
@@ -144,6 +151,14 @@ async def test_an_if_match_in_other_digits_than_ascii_is_400(
     problem = await problem_of(await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers), 400)
     assert "If-Match must be the stream version" in problem["detail"]
     assert await store.log_size() == 1
+
+
+async def test_an_if_match_too_long_for_any_version_is_400(client: Client, tokens: dict[str, dict[str, str]]) -> None:
+    await issue(client, tokens)
+    body = {"data": example("policy.reviewed/1")}
+    headers = tokens["policy-officer"] | {"If-Match": '"' + "9" * 5000 + '"'}
+    problem = await problem_of(await client.post(f"/v1/policies/{POLICY}/reviews", json=body, headers=headers), 400)
+    assert "If-Match must be the stream version" in problem["detail"]
 
 
 async def test_a_current_if_match_is_accepted(client: Client, tokens: dict[str, dict[str, str]]) -> None:

@@ -45,6 +45,16 @@ async def test_an_auditor_gets_a_bundle_that_verifies_offline(
     assert bundle.manifest["released"] == ["national-security"]
 
 
+async def test_a_time_range_from_the_first_moment_exports_from_the_first_event(
+    client: Client, tokens: Tokens, story: None, signer: Signer, store: Store
+) -> None:
+    body = {"selection": {"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T00:00:00Z"}}
+    response = await export(client, tokens["auditor"], body)
+    assert response.status == 200, await response.text()
+    bundle = verify_bundle(await response.read(), parse_vkey(signer.verifier.vkey))
+    assert len(bundle.entries) == await store.log_size()
+
+
 @pytest.mark.parametrize("role", ["policy-officer", "security-officer", "service"])
 async def test_other_roles_may_not_export(client: Client, tokens: Tokens, story: None, role: str) -> None:
     body = await problem_of(await export(client, tokens[role]), 403)

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
 from api.app import MAX_BODY_BYTES
+from ledger import schemas
 from tests.api.conftest import Client, problem_of
 
 SECRET = "db password is hunter2"
@@ -74,6 +75,18 @@ async def test_body_over_one_mebibyte_is_a_413_problem(client: Client) -> None:
     problem = await problem_of(await client.post("/test/echo", data=io.BytesIO(b"x" * (MAX_BODY_BYTES + 1))), 413)
     assert problem["type"] == "about:blank"
     assert str(MAX_BODY_BYTES) in problem["detail"]
+
+
+async def test_an_expectation_other_than_100_continue_is_a_417_problem(client: Client) -> None:
+    response = await client.post("/v1/policies", data=b"{}", headers={"Expect": "200-ok"})
+    problem = await problem_of(response, 417)
+    assert "200-ok" in problem["detail"]
+
+
+async def test_expect_100_continue_still_gets_its_continue(client: Client, tokens: dict[str, dict[str, str]]) -> None:
+    body = {"id": "POL-1", "data": dict(schemas.example("policy.issued/1"))}
+    response = await client.post("/v1/policies", json=body, headers=tokens["policy-officer"], expect100=True)
+    assert response.status == 201, await response.text()
 
 
 @pytest.mark.parametrize(

@@ -140,3 +140,8 @@ async def test_an_as_of_in_other_digits_than_ascii_is_400(client: Client) -> Non
 async def test_a_nul_character_in_the_url_is_400(client: Client, path: str) -> None:
     problem = await problem_of(await client.get(path), 400)
     assert "U+0000" in problem["detail"]
+
+
+async def test_an_as_of_seq_too_long_for_any_log_is_400(client: Client) -> None:
+    problem = await problem_of(await client.get("/v1/policies", params={"as_of": "9" * 5000}), 400)
+    assert "beyond any log" in problem["detail"]

@@ -130,3 +130,23 @@ def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
     assert b"SECRET" not in body
     assert "SECRET" not in server.output()
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /v1/policies HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /v1/policies HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",
+        b"GET /v1/policies HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}",
+    ],
+    ids=["post", "post-chunked", "get-with-a-body"],
+)
+def test_a_compressed_body_is_a_415_problem_and_logs_no_traceback(server: Server, request_bytes: bytes) -> None:
+    status, headers, body = raw_exchange(
+        server.url, request_bytes.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+    )
+    assert status.split(" ", 1)[1].startswith("415")
+    assert headers["content-type"].startswith("application/problem+json")
+    assert "send the body uncompressed" in json.loads(body)["detail"]
+    assert "Traceback" not in server.output()
