@@ -35,7 +35,7 @@ async def idempotent(
     if not _KEY.fullmatch(key):
         raise InvalidInput(f"{HEADER} must be 1-255 visible ASCII characters")
     store, scope = request.app[STORE], request[PRINCIPAL].token_id or "anonymous"
-    digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), body])).hexdigest()
+    digest = hashlib.sha256(b"\n".join([request.method.encode(), request.raw_path.encode(), body])).hexdigest()
     earlier = await store.claim_idempotency(scope, key, digest)
     if earlier is not None:
         if earlier.request_hash != digest:

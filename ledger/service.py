@@ -13,13 +13,15 @@ else sees their digests; an erased disclosure shows as erased to all.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ledger import projections
-from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, VersionConflict
+from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, Unavailable, VersionConflict
 from ledger.events import Draft, Recorded, decode_leaf
 from ledger.policy import (
     Command,
@@ -49,7 +51,7 @@ Question = tuple[str, str, str | None]  # app, organisation, account, as asked
 AsOf = int | datetime | str | None  # a seq, a time (datetime or RFC 3339), or None for now
 Categories = Collection[str] | Literal["all"]
 REVEALING_ROLES = frozenset({"auditor", "admin"})
-ATTEMPTS = 3  # load-decide-append tries when a concurrent append moved the stream on
+ATTEMPTS = 5  # load-decide-append tries when concurrent appends moved the stream on
 _DEVICES = sensitive_fields("exemption.granted/1")["devices"]
 
 
@@ -104,6 +106,7 @@ class LedgerService:
         self._writer = writer
         self._clock = clock
         self._decisions = decisions or ReadCache(0, None)
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}  # stream -> its lock, and who holds or awaits it
 
     # -- commands ------------------------------------------------------------------------
 
@@ -119,17 +122,40 @@ class LedgerService:
             raise Forbidden(f"role {actor_role} may not send {type(command).__name__}; it needs the {needed} role")
         check_ids(command)
         actor = {"id": actor_id, "role": actor_role}
-        for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return await self._record(command, actor, claim, self._decide_new)
+        except VersionConflict:
+            if command.expected_version is not None:
+                raise
+        for _ in range(ATTEMPTS - 1):  # the stream moved on while this was decided: decide again
             try:
-                decided, requires = await (self._decide_new(command) if attempt == 1 else self._decide(command))
-                drafts = [replace(_draft(new, actor), requires=requires) for new in decided]
-                if drafts:
-                    drafts[-1] = replace(drafts[-1], claim=claim)
-                return [await self._writer.append(draft) for draft in drafts]
+                async with self._turn(_stream(command)):  # retries on one stream take turns here
+                    return await self._record(command, actor, claim, self._decide)
             except VersionConflict:
-                if command.expected_version is not None or attempt == ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                continue
+        raise Unavailable(f"{_stream(command)} changed {ATTEMPTS} times while this was decided, each time by "
+                          "another writer; retry")  # fmt: skip
+
+    async def _record(self, command: Command, actor: Mapping[str, str], claim: tuple[str, str] | None,
+                      decide: Callable[[Command], Awaitable[Decided]]) -> list[Recorded]:  # fmt: skip
+        decided, requires = await decide(command)
+        drafts = [replace(_draft(new, actor), requires=requires) for new in decided]
+        if drafts:
+            drafts[-1] = replace(drafts[-1], claim=claim)
+        return [await self._writer.append(draft) for draft in drafts]
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, stream: str) -> AsyncIterator[None]:
+        """One command at a time on ``stream`` (in this process), while it is held."""
+        lock, holders = self._turns.get(stream, (asyncio.Lock(), 0))
+        self._turns[stream] = lock, holders + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, holders = self._turns.pop(stream)
+            if holders > 1:
+                self._turns[stream] = lock, holders - 1
 
     async def _decide_new(self, command: Command) -> Decided:
         """:meth:`_decide`, but a command that creates its stream is decided without reading
@@ -296,6 +322,13 @@ def _with_devices(version: ExemptionVersion, disclosures: Mapping[str, bytes]) -
     devices = tuple(disclosed_value(digest, disclosures[digest], "devices"))
     state: ExemptionState = replace(version.state, devices=devices)
     return replace(version, state=state)
+
+
+def _stream(command: Command) -> str:
+    """The stream ``command`` records in."""
+    if isinstance(command, PolicyCommand):
+        return policy_stream(command.policy_id)
+    return exemption_stream(command.exemption_id)
 
 
 def _draft(new: NewEvent, actor: Mapping[str, str]) -> Draft:

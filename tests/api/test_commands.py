@@ -190,6 +190,16 @@ async def test_an_idempotency_key_reused_with_another_body_is_422(
     assert "different request" in (await problem_of(response, 422))["detail"]
 
 
+async def test_an_idempotency_key_reused_with_another_query_is_422(
+    client: Client, tokens: dict[str, dict[str, str]]
+) -> None:
+    await issue(client, tokens, **{"Idempotency-Key": "k-1"})
+    body = {"id": POLICY, "data": example("policy.issued/1")}
+    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-1"}
+    response = await client.post("/v1/policies?proof=1", json=body, headers=headers)  # would want a receipt
+    assert "different request" in (await problem_of(response, 422))["detail"]
+
+
 async def test_a_refused_command_does_not_use_up_its_idempotency_key(
     client: Client, tokens: dict[str, dict[str, str]]
 ) -> None:

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, RuleViolation, VersionConflict
+from ledger.errors import (
+    Forbidden,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    RuleViolation,
+    Unavailable,
+    VersionConflict,
+)
 from ledger.events import Recorded, decode_leaf
 from ledger.policy import (
     AmendExemption,
@@ -24,7 +32,8 @@ from ledger.policy import (
     required_role,
 )
 from ledger.projector import NAME
-from ledger.service import LedgerService, _draft
+from ledger.service import ATTEMPTS, Decided, LedgerService, _draft
+from ledger.states import policy_stream
 from tests.domain.commands import at, ban, grant, lift, renew, review, revoke
 from tests.domain.conftest import Ledger
 
@@ -227,6 +236,29 @@ async def test_concurrent_commands_on_one_stream_are_retried_and_all_recorded(le
     reviews = [ReviewPolicy(P, review()) for _ in range(3)]
     recorded = await asyncio.gather(*(run(ledger, r) for r in reviews))
     assert sorted(e.version for batch in recorded for e in batch) == [2, 3, 4]
+
+
+async def test_many_concurrent_commands_on_one_stream_without_a_version_are_all_recorded(ledger: Ledger) -> None:
+    await run(ledger, ISSUE)
+    recorded = await asyncio.gather(*(run(ledger, ReviewPolicy(P, review())) for _ in range(12)))
+    assert sorted(e.version for batch in recorded for e in batch) == list(range(2, 14))
+
+
+class Outpaced(LedgerService):
+    """A service whose every decision the log has already left behind, as if other writers
+    kept recording on the stream while it decided."""
+
+    async def _decide(self, command: Command, *, assume_new: bool = False) -> Decided:
+        decided, _ = await super()._decide(command, assume_new=assume_new)
+        return decided, ((policy_stream(P), 0),)
+
+
+async def test_a_command_without_a_version_that_the_log_keeps_outpacing_is_unavailable(ledger: Ledger) -> None:
+    await run(ledger, ISSUE)
+    outpaced = Outpaced(ledger.store, ledger.writer, clock=ledger.clock)
+    with pytest.raises(Unavailable, match=f"policy/{P} changed {ATTEMPTS} times"):
+        await outpaced.execute(ReviewPolicy(P, review()), "tester", "policy-officer")
+    assert await ledger.store.log_size() == 1
 
 
 async def test_a_taken_policy_id_is_refused_as_taken_whatever_else_is_wrong(ledger: Ledger) -> None:
