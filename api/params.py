@@ -53,14 +53,14 @@ def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, An
     """The body as a JSON object holding only ``members``; ``like`` shows one, for the error."""
     try:
         body = json.loads(raw or b"null", parse_int=_integer)
+        if _UNKEPT_ESCAPE.search(raw):
+            check_text(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InvalidInput(f"the request body is not valid JSON: {e}") from None
     except RecursionError:
         raise InvalidInput("the request body is nested too deeply to read; no event nests so far") from None
     if not isinstance(body, dict):
         raise InvalidInput(f"the request body must be a JSON object like {like}", pointer="")
-    if _UNKEPT_ESCAPE.search(raw):
-        check_text(body)
     unknown = sorted(set(body) - set(members))
     if unknown:
         held = " and ".join(f"'{m}'" for m in members)

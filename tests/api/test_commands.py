@@ -96,8 +96,16 @@ async def test_every_kind_of_bad_data_is_422_not_a_crash(
         (b'{"id": "P", "dta": {}}', "unknown member"),
         (b'{"id": "P", "data": {"n": ' + b"9" * 5000 + b"}}", "integer of 5000 digits"),
         (b'{"id": "P", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+        (b'{"id": "P", "data": ' + b"[" * 950 + b'"\\u0000"' + b"]" * 950 + b"}", "nested too deeply"),
     ],
-    ids=["not-json", "not-an-object", "unknown-member", "integer-too-long-to-read", "nested-too-deeply"],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "unknown-member",
+        "integer-too-long-to-read",
+        "nested-too-deeply",
+        "nested-deeply-with-an-escape",
+    ],
 )
 async def test_a_malformed_body_is_400_saying_what_to_fix(
     client: Client, tokens: dict[str, dict[str, str]], raw: bytes, fix: str
