@@ -64,10 +64,18 @@ async def audit_leaves(
     if latest is None:
         if auditor.size:
             raise VerificationError(f"the log holds {auditor.size} events but no signed checkpoint")
+        if trusted is not None:
+            saved = checkpoint_size(trusted)
+            raise VerificationError(f"the log is empty, yet you saved its checkpoint of size {saved}: it was emptied"
+                                    " or rolled back")  # fmt: skip
         return None
     checkpoint = auditor.check_checkpoint(latest, "latest checkpoint")
     if trusted is not None:
         auditor.check_checkpoint(trusted, "saved checkpoint")
+        if checkpoint.size < checkpoint_size(trusted):
+            raise VerificationError(f"the latest checkpoint (size {checkpoint.size}) is older than the one you saved"
+                                    f" (size {checkpoint_size(trusted)}): the log was rolled back, or you are shown"
+                                    " an old view of it")  # fmt: skip
     return checkpoint
 
 

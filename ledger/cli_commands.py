@@ -61,7 +61,10 @@ async def _keys(args: argparse.Namespace, config: Config) -> int:
 async def _verify(args: argparse.Namespace, config: Config) -> int:
     keys = [TrustedKey(Verifier.from_vkey(v)) for v in args.vkeys] if args.vkeys else None
     saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
-    note, checkpoint = await (_verify_url(args, keys, saved) if args.url else _verify_local(args, config, keys, saved))
+    remote = args.url is not None
+    if remote and not args.url.startswith(("http://", "https://")):
+        raise InvalidInput(f"--url {args.url!r} must be the service's address, e.g. https://ledger.example.org")
+    note, checkpoint = await (_verify_url(args, keys, saved) if remote else _verify_local(args, config, keys, saved))
     clear_line()
     if checkpoint is None or note is None:
         print("OK: the log is empty")

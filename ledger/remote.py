@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator, Sequence
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,9 @@ from ledger.verify import TrustedKey
 __all__ = ["PAGE", "RemoteAudit", "audit_url"]
 
 PAGE = 1000
+_SMALL = 1 << 20  # bytes an answer about keys or a checkpoint may take
+_LARGE = 256 << 20  # bytes a page of events may take: PAGE events of at most 64 KiB, base64-encoded, and more
+_PER_REQUEST = aiohttp.ClientTimeout(total=300, sock_connect=10, sock_read=60)  # a server that drips times out
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,10 @@ async def audit_url(url: str, keys: Sequence[TrustedKey] | None, *, trusted: byt
                     workers: int | None = None, progress: Progress | None = None) -> RemoteAudit:  # fmt: skip
     """Verify the log served at ``url`` (the service root); ``keys`` None means trust the served keys."""
     base = url.rstrip("/") + "/v1/log"
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-    async with aiohttp.ClientSession(timeout=timeout, raise_for_status=False) as session:
-        served_keys = await _get_json(session, f"{base}/keys")
-        origin = str(served_keys["origin"])
+    async with aiohttp.ClientSession(timeout=_PER_REQUEST, raise_for_status=False) as session:
+        served_keys = await _get_json(session, f"{base}/keys", _SMALL)
+        with _served("key list"):
+            origin = str(served_keys["origin"])
         used = tuple(keys) if keys is not None else _served_keys(served_keys)
         note = await _get_checkpoint(session, f"{base}/checkpoint")
         checkpoint = await audit_leaves(_leaves(session, base), origin, used, latest=note, trusted=trusted,
@@ -66,11 +71,15 @@ async def _get(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientRespon
     return response
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str) -> Any:
+async def _get_json(session: aiohttp.ClientSession, url: str, limit: int) -> Any:
     async with await _get(session, url) as response:
         if response.status != 200:
-            raise Unavailable(f"{url} answered {response.status}: {(await response.text())[:200]}")
-        return await response.json()
+            raise Unavailable(f"{url} answered {response.status}")
+        body = await _body(response, url, limit)
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise VerificationError(f"{url} answered with something that is not JSON: {str(e)[:100]}") from None
 
 
 async def _get_checkpoint(session: aiohttp.ClientSession, url: str) -> bytes | None:
@@ -79,23 +88,52 @@ async def _get_checkpoint(session: aiohttp.ClientSession, url: str) -> bytes | N
             return None
         if response.status != 200:
             raise Unavailable(f"{url} answered {response.status}")
-        return await response.read()
+        return await _body(response, url, _SMALL)
+
+
+async def _body(response: aiohttp.ClientResponse, url: str, limit: int) -> bytes:
+    """The whole answer, unless it runs beyond ``limit`` bytes or the request's time."""
+    chunks, size = [], 0
+    try:
+        async for chunk in response.content.iter_chunked(1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise VerificationError(f"{url} answered with more than {limit:,} bytes; no log answer is so large")
+    except (aiohttp.ClientError, TimeoutError) as e:
+        raise Unavailable(f"cannot read the answer of {url}: {e or 'it took too long'}") from None
+    return b"".join(chunks)
 
 
 async def _leaves(session: aiohttp.ClientSession, base: str) -> AsyncIterator[LeafRow]:
     after: int | None = None
     while True:
         query = f"?limit={PAGE}" + ("" if after is None else f"&after={after}")
-        page = await _get_json(session, f"{base}/events{query}")
-        for item in page["events"]:
+        page = await _get_json(session, f"{base}/events{query}", _LARGE)
+        with _served("event page"):
+            items, following = list(page["events"]), page["next"]
+            following = None if following is None else int(following)
+        for item in items:
             yield _leaf_row(item)
-        if page["next"] is None:
+        if following is None:
             return
-        after = int(page["next"])
+        if not items or (after is not None and following <= after):
+            raise VerificationError(f"the event page after {after} says more follow, but it does not move on")
+        after = following
+
+
+@contextlib.contextmanager
+def _served(what: str) -> Iterator[None]:
+    """Within: a served answer is read; a VerificationError if it is not shaped as the protocol says."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise VerificationError(f"the served {what} is malformed: {type(e).__name__} {str(e)[:100]}") from None
 
 
 def _leaf_row(item: dict[str, Any]) -> LeafRow:
-    seq = int(item["seq"])
+    with _served("event"):
+        seq = int(item["seq"])
     try:
         leaf, served_hash = base64.b64decode(item["leaf"], validate=True), base64.b64decode(item["leaf_hash"])
     except (binascii.Error, TypeError, KeyError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from ledger import remote
 from ledger.errors import VerificationError
@@ -57,3 +59,60 @@ async def test_pages_of_events_are_followed_to_the_end(
     found = await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], workers=1)
     assert found.checkpoint is not None
     assert found.checkpoint.size == 5
+
+
+def hostile(keys: object, events: object, *, endless: bool = False) -> web.Application:
+    """A server that speaks the protocol badly: its key list, no checkpoint, and one page of events for any query."""
+
+    async def answer_keys(request: web.Request) -> web.StreamResponse:
+        if not endless:
+            return web.json_response(keys) if not isinstance(keys, str) else web.Response(text=keys)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(64):
+            await response.write(b" " * 65536)
+        return response
+
+    async def answer_events(request: web.Request) -> web.Response:
+        return web.json_response(events)
+
+    app = web.Application()
+    app.router.add_get("/v1/log/keys", answer_keys)
+    app.router.add_get("/v1/log/events", answer_events)
+    return app
+
+
+KEYS = {"origin": "policy-ledger.localhost/device-policy", "keys": []}
+
+
+@pytest.mark.parametrize(
+    ("keys", "events", "said"),
+    [
+        ("<html>not the protocol</html>", {}, "not JSON"),
+        ({"keys": []}, {}, "served key list is malformed"),
+        (KEYS, {"events": [], "next": 3}, "does not move on"),
+        (KEYS, {"events": "abc", "next": None}, "served event is malformed"),
+        (KEYS, [1, 2], "served event page is malformed"),
+        (KEYS, {"events": [], "next": "soon"}, "served event page is malformed"),
+    ],
+    ids=[
+        "html",
+        "keys-without-origin",
+        "next-that-stands-still",
+        "events-not-a-list",
+        "page-not-an-object",
+        "next-not-a-seq",
+    ],
+)
+async def test_a_server_that_answers_outside_the_protocol_fails_verification(
+    keys: object, events: object, said: str, signer: Signer
+) -> None:
+    async with TestClient(TestServer(hostile(keys, events))) as client:
+        with pytest.raises(VerificationError, match=said):
+            await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], workers=1)
+
+
+async def test_an_answer_larger_than_any_log_answer_is_cut_off(signer: Signer) -> None:
+    async with TestClient(TestServer(hostile(KEYS, {}, endless=True))) as client:
+        with pytest.raises(VerificationError, match="answered with more than"):
+            await remote.audit_url(root_url(client), [TrustedKey(signer.verifier)], workers=1)

@@ -84,6 +84,31 @@ def test_verify_with_a_saved_checkpoint_finds_a_rolled_back_log(log: Path) -> No
     assert "saved checkpoint covers 6 events but the log holds only 4" in result.stderr
 
 
+def test_verify_with_a_saved_checkpoint_finds_a_log_rolled_back_to_nothing(log: Path) -> None:
+    assert cli(log, "verify", "--checkpoint", "saved.txt").returncode == 0
+    tamper(log, "DELETE FROM events", "DELETE FROM checkpoints")
+    result = cli(log, "verify", "--checkpoint", "saved.txt")
+    assert result.returncode == 1
+    assert "the log is empty, yet you saved its checkpoint of size 6" in result.stderr
+
+
+def test_verify_refuses_a_latest_checkpoint_older_than_the_saved_one_and_keeps_the_saved_one(log: Path) -> None:
+    assert cli(log, "verify", "--checkpoint", "saved.txt").returncode == 0
+    saved = (log / "saved.txt").read_bytes()
+    tamper(log, "DELETE FROM checkpoints WHERE size > 4")  # the events stay: only the newer checkpoints go
+    result = cli(log, "verify", "--checkpoint", "saved.txt")
+    assert result.returncode == 1
+    assert "the latest checkpoint (size 4) is older than the one you saved (size 6)" in result.stderr
+    assert (log / "saved.txt").read_bytes() == saved
+
+
+@pytest.mark.parametrize("url", ["", "ledger.example.org"], ids=["empty", "no-scheme"])
+def test_verify_refuses_a_url_that_is_no_address_rather_than_checking_the_local_log(log: Path, url: str) -> None:
+    result = cli(log, "verify", "--url", url)
+    assert result.returncode == 2
+    assert "must be the service's address" in result.stderr
+
+
 def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
     tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
     assert cli(log, "verify").returncode == 0
