@@ -17,6 +17,7 @@ from ledger.config import Config
 from ledger.errors import InvalidInput, LedgerError, VerificationError
 from ledger.foi import CATEGORIES
 from ledger.report import csv_report, html_report
+from ledger.store import in_memory
 from ledger.terminal import clear_line
 from ledger.tokens import ROLES
 
@@ -167,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=getattr(args, "port", None),
             workers=getattr(args, "workers", None) if args.command == "serve" else None,
         )
+        if not 1 <= config.port <= 65535:
+            raise InvalidInput(f"--port {config.port} is not a port number (1 to 65535)")
+        if in_memory(config.database_url) and args.command != "serve":
+            raise InvalidInput(f"{config.database_url!r} is an in-memory database, which would be gone when this "
+                               "command ends; name a file, e.g. sqlite:///policy-ledger.db")  # fmt: skip
         if args.command == "report":
             return _report(args)
         if args.command == "verify" and (args.bundle or args.receipt):

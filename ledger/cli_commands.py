@@ -141,11 +141,10 @@ def _time(text: str | None) -> datetime | None:
 
 async def _demo(args: argparse.Namespace, config: Config) -> int:
     configure_logging(config.log_level)  # the writer logs; keep its lines to the configured level
-    signer = load_signer(config)
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url)  # first: no key is made for a database that cannot be
     try:
         await store.migrate()
-        recorded = await record_story(store, signer)
+        recorded = await record_story(store, load_signer(config))
     finally:
         await store.close()
     print(f"recorded {len(recorded)} events of the seed story; check them with 'policy-ledger verify'")

@@ -31,8 +31,11 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
         port = env.get("LEDGER_PORT", "8080")
-        if not _whole(port):
-            raise InvalidInput(f"LEDGER_PORT={port!r} is not a port number")
+        if not _whole(port) or not 1 <= int(port) <= 65535:
+            raise InvalidInput(f"LEDGER_PORT={port!r} is not a port number (1 to 65535)")
+        level = env.get("LEDGER_LOG_LEVEL", "info")
+        if level.lower() not in LOG_LEVELS:
+            raise InvalidInput(f"LEDGER_LOG_LEVEL={level!r} must be one of {', '.join(LOG_LEVELS)}")
         pool = env.get("LEDGER_DB_POOL_SIZE", "20")
         if not _whole(pool) or not 1 <= int(pool) <= 1000:
             raise InvalidInput(f"LEDGER_DB_POOL_SIZE={pool!r} must be a whole number from 1 to 1000")
@@ -48,7 +51,7 @@ class Config:
             signing_key_file=Path(env.get("LEDGER_SIGNING_KEY_FILE", "policy-ledger.key")),
             host=env.get("LEDGER_HOST", "127.0.0.1"),
             port=int(port),
-            log_level=env.get("LEDGER_LOG_LEVEL", "info"),
+            log_level=level.lower(),
             db_pool_size=int(pool),
             workers=int(workers),
             read_cache=int(cache),
@@ -56,6 +59,9 @@ class Config:
 
     def with_overrides(self, **values: object) -> Config:
         return replace(self, **{k: v for k, v in values.items() if v is not None})  # type: ignore[arg-type]
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _whole(text: str) -> bool:

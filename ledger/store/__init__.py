@@ -15,6 +15,8 @@ async def open_store(url: str, *, pool_size: int = 10) -> Store:
         from ledger.store.postgres import PostgresStore
 
         return await PostgresStore.open(url, max_size=pool_size)
+    if url.startswith("sqlite:") and not url.startswith("sqlite://"):
+        raise InvalidInput(f"database URL {url!r} must be sqlite:///relative.db or sqlite:////absolute.db")
     if url.startswith("sqlite:"):
         from ledger.store.sqlite import SqliteStore
 

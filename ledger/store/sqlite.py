@@ -129,10 +129,14 @@ class SqliteStore(SqliteProjectionReads):
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
         except sqlite3.Error as e:
             raise Unavailable(f"cannot open SQLite database {path}: {e}") from e
-        if path != ":memory:":
-            await conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the append is acknowledged.
-        await conn.execute("PRAGMA synchronous=FULL")
+        try:
+            if path != ":memory:":
+                await conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before the append is acknowledged.
+            await conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as e:  # e.g. the file is something else: close, or its thread keeps us alive
+            await conn.close()
+            raise Unavailable(f"cannot use {path} as a SQLite database: {e}") from None
         return cls(conn, url)
 
     async def close(self) -> None:

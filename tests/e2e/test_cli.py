@@ -109,6 +109,22 @@ def test_verify_refuses_a_url_that_is_no_address_rather_than_checking_the_local_
     assert "must be the service's address" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [("sqlite:///", "in-memory database"), ("sqlite:///:memory:", "in-memory database"),
+     ("sqlite:ledger.db", "must be sqlite:///relative.db")],
+    ids=["empty-path", "memory", "no-slashes"],
+)  # fmt: skip
+def test_a_command_refuses_a_database_that_would_keep_nothing_or_is_misspelt(tmp_path: Path, url: str,
+                                                                             said: str) -> None:  # fmt: skip
+    env = {**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_SIGNING_KEY_FILE": str(tmp_path / "ledger.key")}
+    result = subprocess.run([sys.executable, "-m", "ledger", "demo"], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert said in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
     tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
     assert cli(log, "verify").returncode == 0

@@ -45,7 +45,7 @@ def test_rebuild_replays_the_log_and_prints_its_rate(tmp_path: Path) -> None:
 
 
 def test_rebuild_shares_out_the_streams_from_the_command_line_too(tmp_path: Path, database_url: str) -> None:
-    env = environment(tmp_path, database_url, 0)
+    env = environment(tmp_path, database_url, 8080)  # no server: any valid port
     run = [sys.executable, "-m", "ledger"]
     assert subprocess.run([*run, "demo"], env=env, cwd=tmp_path, capture_output=True, timeout=60).returncode == 0
     ask = [*run, "verify"]

@@ -57,3 +57,15 @@ def test_a_read_cache_size_that_cannot_be_used_is_refused_saying_what_is_allowed
 )  # fmt: skip
 def test_an_in_memory_database_is_told_from_a_file(url: str, memory: bool) -> None:
     assert in_memory(url) is memory
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999999999999999999"])
+def test_a_port_beyond_the_port_range_is_refused(port: str) -> None:
+    with pytest.raises(InvalidInput, match="1 to 65535"):
+        Config.from_env({"LEDGER_PORT": port})
+
+
+def test_an_unknown_log_level_is_refused_and_a_known_one_taken_in_any_case() -> None:
+    with pytest.raises(InvalidInput, match="debug, info, warning, error, critical"):
+        Config.from_env({"LEDGER_LOG_LEVEL": "bogus"})
+    assert Config.from_env({"LEDGER_LOG_LEVEL": "WARNING"}).log_level == "warning"
