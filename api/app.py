@@ -19,15 +19,17 @@ from api.metrics import Metrics, metrics_middleware
 from api.params import plain_requests
 from api.problems import expectations, problems, request_ids
 from ledger.config import Config, load_signer
+from ledger.errors import InvalidInput
 from ledger.projector import VersionProjector
 from ledger.proofs import NodeCache, ReadNodes
 from ledger.read_cache import Commits, LogStamps, ReadCache
 from ledger.service import LedgerService
+from ledger.signing import Signer
 from ledger.store import Store, open_store
 from ledger.store.base import AppendWatch
 from ledger.writer import Writer
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app", "log_signer"]
 
 log = structlog.get_logger("api")
 
@@ -76,7 +78,8 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
         applied = await store.migrate()
         watch = await store.watch_appends() if config.read_cache > 0 else None
         try:
-            writer = Writer(store, load_signer(config), projectors=[VersionProjector()], commits=app[COMMITS])
+            writer = Writer(store, await log_signer(config, store), projectors=[VersionProjector()],
+                            commits=app[COMMITS])  # fmt: skip
             await writer.start()
             _attach(app, store, writer, watch)
             log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),
@@ -91,3 +94,13 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await store.close()
         log.info("log_closed", origin=config.origin)
+
+
+async def log_signer(config: Config, store: Store) -> Signer:
+    """The log key (``load_signer``), made anew only for an empty log: a key file missing beside
+    a log that holds events is a mistake (a wrong path, a volume not mounted), not a new key."""
+    if not config.signing_key_file.exists() and (size := await store.log_size()):
+        raise InvalidInput(f"the log holds {size} events, but there is no key at {config.signing_key_file}; point "
+                           "LEDGER_SIGNING_KEY_FILE at the log's key (to start a new key on purpose, run "
+                           "'policy-ledger keys generate' first)")  # fmt: skip
+    return load_signer(config)

@@ -33,10 +33,10 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from api.app import create_app
+from api.app import create_app, log_signer
 from api.metrics import share_between_processes
 from api.problems import unparsed
-from ledger.config import Config, load_signer
+from ledger.config import Config
 from ledger.errors import InvalidInput
 from ledger.logs import configure_logging
 from ledger.read_cache import Commits
@@ -117,10 +117,10 @@ def _hold_signals() -> None:
 
 async def _prepare(config: Config) -> None:
     """What only one process may do: migrate the database and create the key file if missing."""
-    load_signer(config)
     store = await open_store(config.database_url, pool_size=1)
     try:
         await store.migrate()
+        await log_signer(config, store)
     finally:
         await store.close()
 

@@ -125,6 +125,18 @@ def test_a_command_refuses_a_database_that_would_keep_nothing_or_is_misspelt(tmp
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_to_make_a_new_key_for_a_log_that_holds_events(log: Path, workers: str) -> None:
+    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{log / 'ledger.db'}", "LEDGER_PORT": "18999",
+           "LEDGER_SIGNING_KEY_FILE": str(log / "typo.key"), "LEDGER_WORKERS": workers}  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "ledger", "serve"], env=env, cwd=log, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert "the log holds 6 events, but there is no key at" in result.stderr
+    assert not (log / "typo.key").exists()
+    assert cli(log, "verify").returncode == 0  # no second key was recorded
+
+
 def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
     tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
     assert cli(log, "verify").returncode == 0
