@@ -149,6 +149,13 @@ def _report(args: argparse.Namespace) -> int:
         bundle = offline.verify_bundle(raw, keys)
     except offline.BundleError as e:
         raise VerificationError(f"the bundle does not verify, so no report was written: {e}") from None
+    from ledger.cli_commands import keep_apart
+
+    for output in (args.html, args.csv):
+        if output is not None:
+            keep_apart(output, {"the bundle": args.bundle})
+    if args.html and args.csv and args.html.resolve() == args.csv.resolve():
+        raise InvalidInput("--html and --csv name the same file; give each its own")
     if args.html:
         args.html.write_text(html_report(bundle, args.bundle.name), encoding="utf-8")
     if args.csv:

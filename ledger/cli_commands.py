@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from ledger.projector import rebuild, rebuild_processes
 from ledger.remote import audit_url
 from ledger.schemas import parse_time
 from ledger.signing import Verifier
-from ledger.store import Store, open_store
+from ledger.store import Store, in_memory, open_store
+from ledger.store.base import sqlite_path
 from ledger.terminal import clear_line, progress
 from ledger.tokens import TokenRecord, check_role, hash_token, new_token
 from ledger.verify import TrustedKey
@@ -105,12 +106,16 @@ async def _export(args: argparse.Namespace, config: Config) -> int:
     if bool(args.start) != bool(args.end):
         raise InvalidInput("--from needs --to: the time range is from <= recorded_at < to")
     selection = Selection(
-        "policy" if args.policy else "range" if args.start else "log",
+        "policy" if args.policy is not None else "range" if args.start else "log",
         policy_id=args.policy,
         start=_time(args.start),
         end=_time(args.end),
     )
     release = CATEGORIES if "all" in args.release else tuple(args.release)
+    if args.output != "-":
+        keep_apart(
+            Path(args.output), {"the log's key": config.signing_key_file, "the log's database": _file_of(config)}
+        )
     signer = load_signer(config, create=False)
     store = await open_store(config.database_url)
     try:
@@ -212,3 +217,16 @@ COMMANDS: dict[str, Command] = {
     "rebuild": _rebuild,
     "export": _export,
 }
+
+
+def keep_apart(output: Path, kept: Mapping[str, Path | None]) -> None:
+    """Refuse to write ``output`` over a file that must be kept: the log's key or database, an input."""
+    for what, path in kept.items():
+        if path is not None and output.exists() and path.exists() and output.samefile(path):
+            raise InvalidInput(f"{output} is {what}; write to another file")
+
+
+def _file_of(config: Config) -> Path | None:
+    """The SQLite file of the log, if it is in one."""
+    url = config.database_url
+    return Path(sqlite_path(url)) if url.startswith("sqlite:") and not in_memory(url) else None

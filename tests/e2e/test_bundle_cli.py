@@ -90,3 +90,30 @@ def test_verify_takes_one_source_at_a_time(answered: Path) -> None:
     result = cli(answered, "verify", "--bundle", "public.json", "--receipt", "r.json", "--key", "log.vkey")
     assert result.returncode == 2
     assert "not allowed with argument" in result.stderr
+
+
+@pytest.mark.parametrize("output", ["ledger.db", "ledger.key"])
+def test_export_refuses_to_write_over_the_log_or_its_key(answered: Path, output: str) -> None:
+    before = (answered / output).read_bytes()
+    result = cli(answered, "export", "--all", "-o", output)
+    assert result.returncode == 2
+    assert "write to another file" in result.stderr
+    assert (answered / output).read_bytes() == before
+
+
+def test_export_of_an_empty_policy_id_is_refused_not_the_whole_log(answered: Path) -> None:
+    result = cli(answered, "export", "--policy", "", "-o", "empty.json")
+    assert result.returncode == 2
+    assert not (answered / "empty.json").exists()
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [["--html", "public.json"], ["--html", "same.out", "--csv", "same.out"]],
+    ids=["over-the-bundle", "both-reports-in-one-file"],
+)
+def test_report_refuses_to_write_over_its_bundle_or_itself(answered: Path, outputs: list[str]) -> None:
+    before = (answered / "public.json").read_bytes()
+    result = cli(answered, "report", "--bundle", "public.json", "--key", "log.vkey", *outputs)
+    assert result.returncode == 2
+    assert (answered / "public.json").read_bytes() == before
