@@ -30,7 +30,7 @@ from ledger.signing import Verifier
 from ledger.store import Store, in_memory, open_store
 from ledger.store.base import sqlite_path
 from ledger.terminal import clear_line, progress
-from ledger.tokens import TokenRecord, check_role, hash_token, new_token
+from ledger.tokens import TokenRecord, check_name, check_role, hash_token, new_token
 from ledger.verify import TrustedKey
 
 __all__ = ["COMMANDS"]
@@ -179,7 +179,8 @@ async def _tokens(args: argparse.Namespace, config: Config) -> int:
 
 async def _token_create(store: Store, args: argparse.Namespace) -> int:
     secret, token_id = new_token()
-    await store.add_token(TokenRecord(token_id, args.name, check_role(args.role), hash_token(secret), created_at=""))
+    record = TokenRecord(token_id, check_name(args.name), check_role(args.role), hash_token(secret), created_at="")
+    await store.add_token(record)
     print(f"token {token_id} for {args.name} ({args.role}); the secret is shown only now:", file=sys.stderr)
     print(secret)
     return 0

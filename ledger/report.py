@@ -129,8 +129,13 @@ def csv_report(bundle: Bundle) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(_COLUMNS)
     for line in lines(bundle):
-        writer.writerow([getattr(line, column) for column in _COLUMNS])
+        writer.writerow([_cell(getattr(line, column)) for column in _COLUMNS])
     return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: one that starts like a formula gets a leading '."""
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def html_report(bundle: Bundle, bundle_name: str = "BUNDLE") -> str:

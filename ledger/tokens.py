@@ -17,6 +17,7 @@ __all__ = [
     "FindToken",
     "Principal",
     "TokenRecord",
+    "check_name",
     "check_role",
     "hash_token",
     "new_token",
@@ -58,6 +59,14 @@ class Principal:
 ANONYMOUS = Principal(None)
 
 FindToken = Callable[[str], Awaitable[TokenRecord | None]]
+
+
+def check_name(name: str) -> str:
+    """A token holder's name: it becomes the actor of what the token records, so plain text."""
+    if not 1 <= len(name) <= 100 or not name.isprintable() or name != name.strip() or name[0] in "=+-@":
+        raise InvalidInput(f"token name {name[:40]!r} must be 1-100 printable characters, not starting with a space"
+                           " or one of = + - @ (a spreadsheet would take it for a formula)")  # fmt: skip
+    return name
 
 
 def check_role(role: str) -> str:

@@ -82,3 +82,14 @@ def test_the_html_escapes_what_the_ledger_holds(public: Bundle) -> None:
     page = html_report(dataclasses.replace(public, entries=(dataclasses.replace(first, event=event),)))
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_the_csv_keeps_a_cell_that_starts_like_a_formula_as_text(public: Bundle) -> None:
+    first = public.entries[0]
+    event = {**first.event, "actor": {"id": '=HYPERLINK("http://evil.example","x")', "role": "policy-officer"}}
+    rows = list(
+        csv.reader(
+            io.StringIO(csv_report(dataclasses.replace(public, entries=(dataclasses.replace(first, event=event),))))
+        )
+    )
+    assert rows[1][5].startswith("'=HYPERLINK(")
