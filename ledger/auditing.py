@@ -13,6 +13,7 @@ from ledger.checkpoint import Checkpoint
 from ledger.errors import VerificationError
 from ledger.note import parse_note
 from ledger.store.base import LeafRow, Store
+from ledger.terminal import ignore_interrupts
 from ledger.verify import CheckedLeaf, LogAuditor, TrustedKey, check_leaves
 
 __all__ = ["audit_leaves", "audit_store", "checkpoint_size"]
@@ -55,7 +56,8 @@ async def audit_leaves(
     notes = [n for n in (latest, trusted) if n is not None]
     auditor = LogAuditor(origin, keys, roots_at=[checkpoint_size(n) for n in notes])
     workers = workers or os.cpu_count() or 1
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=ignore_interrupts) if workers > 1 else None
     try:
         await _feed(auditor, _chunks(leaves, chunk), pool, workers, progress)
     finally:

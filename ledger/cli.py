@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
     source.add_argument("--bundle", type=Path, metavar="FILE", help="verify an export bundle offline (needs --key)")
     source.add_argument("--receipt", type=Path, metavar="FILE", help="verify a receipt offline (needs --key)")
-    verify.add_argument("--workers", type=int, help="processes checking signatures (default: one per core)")
+    verify.add_argument("--workers", type=_workers, help="processes checking signatures (default: one per core)")
 
     export = sub.add_parser(
         "export", help="write a bundle of decisions, with proofs, that anyone can verify offline (docs/bundles.md)"
@@ -164,9 +164,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_text(arg: str) -> None:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
+        raise InvalidInput(f"the argument {arg.encode('utf-8', 'replace').decode()!r} is not UTF-8 text") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        for arg in sys.argv[1:] if argv is None else argv:
+            _check_text(arg)
         config = Config.from_env().with_overrides(
             database_url=args.database_url,
             origin=args.origin,
@@ -197,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except LedgerError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path that is a directory, missing, unreadable, ...
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

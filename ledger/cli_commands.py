@@ -104,7 +104,7 @@ async def _verify_url(
 
 async def _export(args: argparse.Namespace, config: Config) -> int:
     if bool(args.start) != bool(args.end):
-        raise InvalidInput("--from needs --to: the time range is from <= recorded_at < to")
+        raise InvalidInput("--from and --to go together: the time range is from <= recorded_at < to")
     selection = Selection(
         "policy" if args.policy is not None else "range" if args.start else "log",
         policy_id=args.policy,

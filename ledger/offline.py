@@ -647,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         keys = keyring([parse_vkey(read_key(text)) for text in args.key])
         with open(args.bundle or args.receipt, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_DOCUMENT_BYTES + 1)  # no more: the file could be endless (a device, a pipe)
         if args.bundle:
             print(verdict_of_bundle(verify_bundle(raw, keys)))
         else:

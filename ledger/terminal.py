@@ -1,11 +1,12 @@
-"""A progress bar on standard error, shown only when it is a terminal."""
+"""A progress bar on standard error, shown only when it is a terminal; Ctrl-C left to the parent."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
-__all__ = ["clear_line", "progress"]
+__all__ = ["clear_line", "ignore_interrupts", "progress"]
 
 
 def progress(total: int) -> Callable[[int], None] | None:
@@ -26,3 +27,9 @@ def clear_line() -> None:
     """Wipe the progress bar before a verdict is printed."""
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K")
+
+
+def ignore_interrupts() -> None:
+    """For a worker process: Ctrl-C reaches every process of the terminal's group, and the
+    parent, which stops the work, is the one to answer it (workers would each print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -25,6 +25,7 @@ import asyncpg
 from ledger.errors import VerificationError
 from ledger.projector import decoded_leaf, fold, no_cycle_collection
 from ledger.store.postgres_projections import Connection, PostgresProjectionWrites
+from ledger.terminal import ignore_interrupts
 
 __all__ = ["fold_in_parts"]
 
@@ -42,7 +43,7 @@ async def fold_in_parts(conn: Connection, url: str, settings: Settings, size: in
     """Fold the first ``size`` events into new version tables, with ``parts`` processes."""
     await _Loader(conn).make_rebuild_tables()
     loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(parts, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(parts, mp_context=get_context("spawn"), initializer=ignore_interrupts) as pool:
         folded = await asyncio.gather(
             *(loop.run_in_executor(pool, fold_part, url, settings, size, part, parts, page) for part in range(parts))
         )

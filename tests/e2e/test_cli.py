@@ -137,6 +137,21 @@ def test_serve_refuses_to_make_a_new_key_for_a_log_that_holds_events(log: Path, 
     assert cli(log, "verify").returncode == 0  # no second key was recorded
 
 
+def test_an_argument_that_is_not_utf8_is_refused_saying_so(tmp_path: Path) -> None:
+    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    args = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "admin", "--name", b"caf\xe9"]
+    result = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "is not UTF-8 text" in result.stderr
+
+
+def test_a_key_file_that_is_a_directory_is_named_in_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "ledger.key").mkdir()
+    result = cli(tmp_path, "keys", "show")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("ledger.key: Is a directory")
+
+
 def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
     tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
     assert cli(log, "verify").returncode == 0
