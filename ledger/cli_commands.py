@@ -83,6 +83,9 @@ async def _verify_local(
     keys = keys or [TrustedKey(load_signer(config, create=False).verifier)]
     store = await open_store(config.database_url)
     try:
+        if pending := await store.pending_migrations():
+            raise NotFound(f"the database holds no log, or an older one ({len(pending)} migrations to apply): check"
+                           " LEDGER_DATABASE_URL, or run 'policy-ledger migrate'")  # fmt: skip
         note, size = await store.latest_checkpoint(), await store.log_size()
         workers = args.workers or (1 if size < SMALL_LOG else None)  # worker start-up outweighs a small log
         origin = keys[0].verifier.name

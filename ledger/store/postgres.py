@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from ledger.errors import InvalidInput, Unavailable
+from ledger.errors import InvalidInput, NotFound, Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
@@ -34,6 +34,12 @@ async def _reachable(url: str) -> AsyncIterator[None]:
         raise Unavailable(f"PostgreSQL at {_redact(url)} is not reachable: {e}") from e
     except asyncpg.CharacterNotInRepertoireError:
         raise InvalidInput("text holding U+0000 (NUL) is in no id or name the ledger keeps; remove it") from None
+    except asyncpg.UndefinedTableError:
+        raise NotFound(f"the database at {_redact(url)} holds no log yet: run 'policy-ledger migrate', or check "
+                       "LEDGER_DATABASE_URL") from None  # fmt: skip
+    except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError,
+            asyncpg.InvalidSchemaNameError, asyncpg.InvalidPasswordError) as e:  # fmt: skip
+        raise Unavailable(f"PostgreSQL at {_redact(url)} refused the connection: {e}") from None
 
 
 def _redact(url: str) -> str:

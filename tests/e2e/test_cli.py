@@ -152,6 +152,13 @@ def test_a_key_file_that_is_a_directory_is_named_in_a_one_line_error(tmp_path: P
     assert result.stderr.strip().endswith("ledger.key: Is a directory")
 
 
+def test_verify_of_a_database_without_a_log_says_so(tmp_path: Path) -> None:
+    assert cli(tmp_path, "keys", "generate").returncode == 0
+    result = cli(tmp_path, "verify")
+    assert result.returncode == 2
+    assert "the database holds no log" in result.stderr
+
+
 def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
     tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
     assert cli(log, "verify").returncode == 0

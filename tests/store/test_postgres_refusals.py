@@ -1,0 +1,32 @@
+"""What PostgreSQL refuses is told as the ledger's own errors, naming what to check."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+from yarl import URL
+
+from ledger.errors import NotFound, Unavailable
+from ledger.store.postgres import PostgresStore
+
+
+async def test_a_role_postgresql_does_not_know_is_unavailable_naming_it(postgres_url: str) -> None:
+    stranger = str(URL(postgres_url).with_user(f"nobody_{uuid.uuid4().hex[:8]}"))
+    with pytest.raises(Unavailable, match=r"refused the connection: role .* does not exist"):
+        await PostgresStore.open(stranger)
+
+
+async def test_reading_a_database_that_holds_no_log_says_to_migrate(postgres_url: str) -> None:
+    schema = f"empty_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    store = await PostgresStore.open(postgres_url, server_settings={"search_path": schema})
+    try:
+        with pytest.raises(NotFound, match="holds no log yet: run 'policy-ledger migrate'"):
+            await store.log_size()
+    finally:
+        await store.close()
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
