@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="vkeys",
         metavar="VKEY",
-        help="a trusted verifier key (repeatable); default: the key of --key-file, or with --url the served keys",
+        help="a trusted verifier key, or a file holding it (repeatable); default: the key of --key-file, or with"
+        " --url the served keys",
     )
     verify.add_argument(
         "--checkpoint",

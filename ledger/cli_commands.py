@@ -23,6 +23,7 @@ from ledger.demo import record_story
 from ledger.errors import InvalidInput, NotFound
 from ledger.foi import CATEGORIES
 from ledger.logs import configure_logging
+from ledger.offline import read_key
 from ledger.projector import rebuild, rebuild_processes
 from ledger.remote import audit_url
 from ledger.schemas import parse_time
@@ -60,7 +61,7 @@ async def _keys(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _verify(args: argparse.Namespace, config: Config) -> int:
-    keys = [TrustedKey(Verifier.from_vkey(v)) for v in args.vkeys] if args.vkeys else None
+    keys = [TrustedKey(Verifier.from_vkey(read_key(v))) for v in args.vkeys] if args.vkeys else None
     saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
     remote = args.url is not None
     if remote and not args.url.startswith(("http://", "https://")):

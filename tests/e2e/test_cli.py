@@ -159,6 +159,12 @@ def test_verify_of_a_database_without_a_log_says_so(tmp_path: Path) -> None:
     assert "the database holds no log" in result.stderr
 
 
+def test_verify_takes_the_trusted_key_from_a_file_as_report_does(log: Path) -> None:
+    (log / "log.vkey").write_text(cli(log, "keys", "show").stdout)
+    result = cli(log, "verify", "--key", "log.vkey")
+    assert result.returncode == 0, result.stderr
+
+
 def test_verify_reads_an_event_stored_as_text_instead_of_bytes(log: Path) -> None:
     tamper(log, "UPDATE events SET leaf = CAST(leaf AS TEXT) WHERE seq = 3")
     assert cli(log, "verify").returncode == 0
