@@ -6,39 +6,36 @@ Each command goes through the rules with the story's own date as their ``now`` (
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from ledger.errors import RuleViolation
-from ledger.events import Recorded
+from ledger.events import Recorded, decode_leaf
+from ledger.policy import event_type, stream_of
 from ledger.projector import VersionProjector
-from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID, story
+from ledger.seed import Step, story
 from ledger.service import LedgerService
 from ledger.signing import Signer
-from ledger.states import exemption_stream, policy_stream
 from ledger.store.base import Store
 from ledger.writer import Writer
 
 __all__ = ["record_story"]
 
-STREAMS = (policy_stream(POLICY_ID), exemption_stream(RESEARCH_ID), exemption_stream(UKGOV_ID))
-
 
 async def record_story(store: Store, signer: Signer, *, echo: Callable[[str], None] = print) -> list[Recorded]:
-    """Record every step of the story, saying what each recorded; refuse if its ids are taken."""
-    taken = [stream for stream in STREAMS if await store.stream_leaves(stream)]
-    if taken:
-        raise RuleViolation(
-            f"this database already holds {', '.join(taken)}: the seed story was recorded here before; "
-            "run the demo against a fresh database"
-        )
+    """Record every step of the story, saying what each recorded. A story cut short (say, by
+    Ctrl-C) is taken up where it stopped; a whole one, or other events under its ids, refused."""
+    steps = story()
+    recorded_before = await _recorded_before(store, steps)
+    if recorded_before == len(steps):
+        raise RuleViolation("this database already holds the whole seed story; run the demo against a fresh database")
     today = [datetime.now(UTC)]
     writer = Writer(store, signer, projectors=[VersionProjector()])
     await writer.start()
     recorded: list[Recorded] = []
     try:
         service = LedgerService(store, writer, clock=lambda: today[0])
-        for step in story():
+        for step in steps[recorded_before:]:
             today[0] = step.at
             for event in await service.execute(step.command, step.actor.id, step.actor.role):
                 echo(f"seq {event.seq:>4}  {step.at:%Y-%m-%d}  {event.event['type']:<18} {event.stream}")
@@ -46,3 +43,23 @@ async def record_story(store: Store, signer: Signer, *, echo: Callable[[str], No
     finally:
         await writer.close()
     return recorded
+
+
+async def _recorded_before(store: Store, steps: Sequence[Step]) -> int:
+    """How many of the story's first steps the log holds already, as the story records them."""
+    held = {stream: [decode_leaf(row.leaf, row.seq) for row in await store.stream_leaves(stream)]
+            for stream in {stream_of(step.command) for step in steps}}  # fmt: skip
+    done = 0
+    for step in steps:
+        events = held[stream_of(step.command)]
+        if not events:
+            break
+        event = events.pop(0)
+        if (event["type"], event["actor"]["id"]) != (event_type(step.command), step.actor.id):
+            raise RuleViolation(f"this database holds {event['stream']} from another source than the seed story; "
+                                "run the demo against a fresh database")  # fmt: skip
+        done += 1
+    if any(held.values()):
+        raise RuleViolation("this database holds more under the seed story's ids than the story; run the demo "
+                            "against a fresh database")  # fmt: skip
+    return done

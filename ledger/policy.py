@@ -46,7 +46,9 @@ __all__ = [
     "check_ids",
     "decide_exemption",
     "decide_policy",
+    "event_type",
     "required_role",
+    "stream_of",
 ]
 
 ID_PATTERN = "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"  # a policy or exemption id
@@ -138,6 +140,18 @@ def check_ids(command: Command) -> None:
         _checked_id("exemption", command.exemption_id)
     if not isinstance(command, _ExemptionChange):
         _checked_id("policy", command.policy_id)
+
+
+def stream_of(command: Command) -> str:
+    """The stream ``command`` records in."""
+    if isinstance(command, _PolicyCommand):
+        return policy_stream(command.policy_id)
+    return exemption_stream(command.exemption_id)
+
+
+def event_type(command: Command) -> str:
+    """The type of the event ``command`` records."""
+    return _EVENT_TYPES[type(command)][0]
 
 
 def required_role(command: Command) -> str:

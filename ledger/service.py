@@ -33,6 +33,7 @@ from ledger.policy import (
     decide_exemption,
     decide_policy,
     required_role,
+    stream_of,
 )
 from ledger.projections import Decision, ExemptionSummary, PolicySummary
 from ledger.projector import NAME as PROJECTION
@@ -129,11 +130,11 @@ class LedgerService:
                 raise
         for _ in range(ATTEMPTS - 1):  # the stream moved on while this was decided: decide again
             try:
-                async with self._turn(_stream(command)):  # retries on one stream take turns here
+                async with self._turn(stream_of(command)):  # retries on one stream take turns here
                     return await self._record(command, actor, claim, self._decide)
             except VersionConflict:
                 continue
-        raise Unavailable(f"{_stream(command)} changed {ATTEMPTS} times while this was decided, each time by "
+        raise Unavailable(f"{stream_of(command)} changed {ATTEMPTS} times while this was decided, each time by "
                           "another writer; retry")  # fmt: skip
 
     async def _record(self, command: Command, actor: Mapping[str, str], claim: tuple[str, str] | None,
@@ -322,13 +323,6 @@ def _with_devices(version: ExemptionVersion, disclosures: Mapping[str, bytes]) -
     devices = tuple(disclosed_value(digest, disclosures[digest], "devices"))
     state: ExemptionState = replace(version.state, devices=devices)
     return replace(version, state=state)
-
-
-def _stream(command: Command) -> str:
-    """The stream ``command`` records in."""
-    if isinstance(command, PolicyCommand):
-        return policy_stream(command.policy_id)
-    return exemption_stream(command.exemption_id)
 
 
 def _draft(new: NewEvent, actor: Mapping[str, str]) -> Draft:
