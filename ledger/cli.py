@@ -165,7 +165,10 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_text(arg: str) -> None:
+_KEEPING = ("migrate", "tokens", "demo", "rebuild", "export")  # commands whose work stays in the database
+
+
+def _refuse_unless_utf8(arg: str) -> None:
     try:
         arg.encode("utf-8")
     except UnicodeEncodeError:  # bytes that are not UTF-8 reach Python as lone surrogates
@@ -176,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         for arg in sys.argv[1:] if argv is None else argv:
-            _check_text(arg)
+            _refuse_unless_utf8(arg)
         config = Config.from_env().with_overrides(
             database_url=args.database_url,
             origin=args.origin,
@@ -187,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if not 1 <= config.port <= 65535:
             raise InvalidInput(f"--port {config.port} is not a port number (1 to 65535)")
-        if in_memory(config.database_url) and args.command != "serve":
+        if in_memory(config.database_url) and args.command in _KEEPING:
             raise InvalidInput(f"{config.database_url!r} is an in-memory database, which would be gone when this "
                                "command ends; name a file, e.g. sqlite:///policy-ledger.db")  # fmt: skip
         if args.command == "report":

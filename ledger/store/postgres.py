@@ -27,7 +27,8 @@ _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 
 @asynccontextmanager
 async def _reachable(url: str) -> AsyncIterator[None]:
-    """PostgreSQL's failures as the ledger's: out of reach, or text it cannot hold (a NUL)."""
+    """PostgreSQL's failures as the ledger's: out of reach or refusing us, text it cannot hold
+    (a NUL), or no log in the database."""
     try:
         yield
     except _UNREACHABLE as e:
