@@ -151,6 +151,16 @@ def test_a_flipped_signature_byte_fails_at_its_seq() -> None:
     assert caught.value.seq == 3
 
 
+def test_a_signature_cut_short_fails_at_its_seq() -> None:
+    sig = str(LOG[3].event["sig"]).encode()
+    short = base64.b64encode(base64.b64decode(sig)[:48])  # canonical base64, but 48 bytes, not 64
+    leaves = leaves_of(LOG)
+    leaves[3] = (3, flip_byte(leaves[3][1], sig, short))
+    with pytest.raises(VerificationError, match="signature does not verify") as caught:
+        check_leaves(ORIGIN, KEYS, leaves)
+    assert caught.value.seq == 3
+
+
 def test_a_missing_leaf_fails_at_the_seq_after_the_gap() -> None:
     leaves = [leaf for leaf in leaves_of(LOG) if leaf[0] != 2]
     auditor = LogAuditor(ORIGIN, KEYS)
