@@ -155,6 +155,8 @@ def _report(args: argparse.Namespace) -> int:
     for output in (args.html, args.csv):
         if output is not None:
             keep_apart(output, {"the bundle": args.bundle})
+            if not output.parent.is_dir():  # found before either report is written
+                raise InvalidInput(f"{output}: no such folder to write the report in")
     if args.html and args.csv and args.html.resolve() == args.csv.resolve():
         raise InvalidInput("--html and --csv name the same file; give each its own")
     if args.html:

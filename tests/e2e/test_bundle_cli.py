@@ -109,11 +109,18 @@ def test_export_of_an_empty_policy_id_is_refused_not_the_whole_log(answered: Pat
 
 @pytest.mark.parametrize(
     "outputs",
-    [["--html", "public.json"], ["--html", "same.out", "--csv", "same.out"]],
-    ids=["over-the-bundle", "both-reports-in-one-file"],
+    [
+        ["--html", "public.json"],
+        ["--html", "same.out", "--csv", "same.out"],
+        ["--html", "written.html", "--csv", "nowhere/x.csv"],
+    ],
+    ids=["over-the-bundle", "both-reports-in-one-file", "one-into-no-folder"],
 )
-def test_report_refuses_to_write_over_its_bundle_or_itself(answered: Path, outputs: list[str]) -> None:
+def test_report_refuses_to_write_over_its_bundle_or_itself_or_into_no_folder(
+    answered: Path, outputs: list[str]
+) -> None:
     before = (answered / "public.json").read_bytes()
     result = cli(answered, "report", "--bundle", "public.json", "--key", "log.vkey", *outputs)
     assert result.returncode == 2
     assert (answered / "public.json").read_bytes() == before
+    assert not (answered / "written.html").exists()
