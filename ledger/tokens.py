@@ -64,8 +64,8 @@ FindToken = Callable[[str], Awaitable[TokenRecord | None]]
 def check_name(name: str) -> str:
     """A token holder's name: it becomes the actor of what the token records, so plain text."""
     if not 1 <= len(name) <= 100 or not name.isprintable() or name != name.strip() or name[0] in "=+-@":
-        raise InvalidInput(f"token name {name[:40]!r} must be 1-100 printable characters, not starting with a space"
-                           " or one of = + - @ (a spreadsheet would take it for a formula)")  # fmt: skip
+        raise InvalidInput(f"token name {name[:40]!r} must be 1-100 printable characters, with no space at either"
+                           " end, not starting with = + - @ (a spreadsheet would take it for a formula)")  # fmt: skip
     return name
 
 
