@@ -13,14 +13,18 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from ledger.errors import NotCanonical
 
 __all__ = ["MAX_SAFE_INTEGER", "canonical", "is_canonical", "parse"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _encode_str = json.encoder.encode_basestring
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER  # integers beyond ±2^53 raise
+_ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of a character beyond U+FFFF in UTF-8
+_FLOAT = re.compile(rb"[0-9][.eE]")  # in every float orjson writes (1.0, 1e+100); text may hold it too
 
 
 def canonical(value: Any) -> bytes:
@@ -32,25 +36,27 @@ def canonical(value: Any) -> bytes:
     return "".join(_encode(value)).encode("utf-8")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
-
-
 def _fast(value: Any) -> bytes | None:
-    """Encode in C, then prove the result exact by decoding it back; None when unsure.
+    """Encode in C (orjson), then prove the result exact; None when unsure.
 
-    The round trip refuses floats and unsafe integers, and compares equal only if every
-    key was a string and every array a list. Astral characters (which sort differently
-    in UTF-16) and lone surrogates send the value down the slow, precise path.
+    orjson writes strings and sorts keys as RFC 8785 does for text within U+FFFF, and
+    refuses lone surrogates, non-string keys and integers beyond ±2^53. Decoding the
+    result back compares equal only if every array was a list, every object a dict and no
+    float was NaN or infinite. A finite float shows as a digit before a point or an
+    exponent; text may hold that too, and then takes the slow, precise path, as do
+    astral characters (which sort differently in UTF-16).
     """
     try:
-        text = _dumps(value)
-        data = text.encode("utf-8")
-        if _ASTRAL.search(text):
-            return None
-        return data if json.loads(text, parse_float=_refuse_float, parse_int=_safe_int) == value else None
-    except (TypeError, ValueError, NotCanonical):
+        data = orjson.dumps(value, option=_OPTIONS)
+    except orjson.JSONEncodeError:
         return None
+    if _astral(data) or _FLOAT.search(data):
+        return None
+    return data if orjson.loads(data) == value else None
+
+
+def _astral(data: bytes) -> bool:
+    return not data.isascii() and _ASTRAL.search(data) is not None
 
 
 def _safe_int(token: str) -> int:
@@ -63,11 +69,10 @@ def _safe_int(token: str) -> int:
 def is_canonical(data: bytes, parsed: Any) -> bool:
     """Whether ``data``, which :func:`parse` turned into ``parsed``, is in canonical form."""
     try:
-        text = _dumps(parsed)
-        if _ASTRAL.search(text):
+        if _astral(data):
             return canonical(parsed) == data
-        return text.encode("utf-8") == data
-    except (UnicodeEncodeError, NotCanonical):  # an escaped lone surrogate: not Unicode
+        return orjson.dumps(parsed, option=_OPTIONS) == data
+    except (orjson.JSONEncodeError, NotCanonical):  # an escaped lone surrogate: not Unicode
         return False
 
 

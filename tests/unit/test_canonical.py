@@ -132,6 +132,12 @@ def test_string_encoding(text: str, encoded: bytes) -> None:
             id="nested-astral-keys",
         ),
         pytest.param(
+            {"a": "at 10:1.5e3", "b": ",2E", "c": "[-3."},
+            b'{"a":"at 10:1.5e3","b":",2E","c":"[-3."}',
+            id="text-that-looks-like-a-float",
+        ),
+        pytest.param(MappingProxyType({"b": 1, "a": 2}), b'{"a":2,"b":1}', id="read-only-mapping"),
+        pytest.param(
             [{"\ufb33": "\x00", "\U0001f600": "\t"}],
             '[{"\U0001f600":"\\t","\ufb33":"\\u0000"}]'.encode(),
             id="escapes-under-astral-keys",
@@ -158,6 +164,10 @@ def test_max_safe_integer_is_two_to_the_53_minus_one() -> None:
         pytest.param(math.inf, "float", id="infinity"),
         pytest.param(-math.inf, "float", id="minus-infinity"),
         pytest.param({"a": [1, 2.5]}, "float", id="nested-float"),
+        pytest.param({"a": math.nan}, "float", id="nested-nan"),
+        pytest.param([math.inf], "float", id="nested-infinity"),
+        pytest.param({"a": -0.0}, "float", id="negative-zero"),
+        pytest.param({"a": 1e100}, "float", id="float-with-exponent"),
         pytest.param(2**53, "beyond", id="two-to-the-53"),
         pytest.param(-(2**53), "beyond", id="minus-two-to-the-53"),
         pytest.param(2**64, "beyond", id="two-to-the-64"),
