@@ -82,7 +82,7 @@ async def _verify_local(
     args: argparse.Namespace, config: Config, keys: list[TrustedKey] | None, saved: bytes | None
 ) -> tuple[bytes | None, Checkpoint | None]:
     keys = keys or [TrustedKey(load_signer(config, create=False).verifier)]
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, create=False)
     try:
         if pending := await store.pending_migrations():
             raise NotFound(f"the database holds no log, or an older one ({len(pending)} migrations to apply): check"
@@ -121,7 +121,7 @@ async def _export(args: argparse.Namespace, config: Config) -> int:
             Path(args.output), {"the log's key": config.signing_key_file, "the log's database": _file_of(config)}
         )
     signer = load_signer(config, create=False)
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, create=False)
     try:
         await store.migrate()
         bundle = await exporting.export(store, signer, selection, release, {"id": args.by, "role": "admin"},
@@ -161,7 +161,7 @@ async def _demo(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _rebuild(args: argparse.Namespace, config: Config) -> int:
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, create=False)
     try:
         await store.migrate()
         rebuilt = await rebuild(store, processes=args.processes or rebuild_processes())
@@ -173,7 +173,7 @@ async def _rebuild(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _tokens(args: argparse.Namespace, config: Config) -> int:
-    store = await open_store(config.database_url)
+    store = await open_store(config.database_url, create=args.tokens_command == "create")
     try:
         await store.migrate()
         return await TOKEN_ACTIONS[args.tokens_command](store, args)

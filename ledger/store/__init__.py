@@ -8,9 +8,10 @@ from ledger.store.base import KeyRow, LeafRow, Store, WriteTransaction, sqlite_p
 __all__ = ["KeyRow", "LeafRow", "Store", "WriteTransaction", "in_memory", "open_store"]
 
 
-async def open_store(url: str, *, pool_size: int = 10) -> Store:
+async def open_store(url: str, *, pool_size: int = 10, create: bool = True) -> Store:
     """Open the store a database URL names: ``postgresql://…`` (a pool of up to
-    ``pool_size`` connections) or ``sqlite:///file.db`` (one connection)."""
+    ``pool_size`` connections) or ``sqlite:///file.db`` (one connection). ``create=False``:
+    a SQLite file that does not exist is refused rather than made (a mistyped path)."""
     if url.startswith(("postgresql://", "postgres://")):
         from ledger.store.postgres import PostgresStore
 
@@ -20,7 +21,7 @@ async def open_store(url: str, *, pool_size: int = 10) -> Store:
     if url.startswith("sqlite:"):
         from ledger.store.sqlite import SqliteStore
 
-        return await SqliteStore.open(url)
+        return await SqliteStore.open(url, create=create)
     raise InvalidInput(f"database URL {url!r} must start with postgresql:// or sqlite:///")
 
 

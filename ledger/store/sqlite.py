@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from typing import Any
 
 import aiosqlite
 
-from ledger.errors import Unavailable
+from ledger.errors import NotFound, Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves, sqlite_path
@@ -123,8 +124,11 @@ class SqliteStore(SqliteProjectionReads):
         self.url = url
 
     @classmethod
-    async def open(cls, url: str) -> SqliteStore:
+    async def open(cls, url: str, *, create: bool = True) -> SqliteStore:
         path = sqlite_path(url)
+        if not create and path != ":memory:" and not await asyncio.to_thread(os.path.exists, path):
+            raise NotFound(f"there is no SQLite database at {path}: check the database URL, or create one with"
+                           " 'policy-ledger migrate'")  # fmt: skip
         try:
             conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
         except sqlite3.Error as e:

@@ -154,9 +154,25 @@ def test_a_key_file_that_is_a_directory_is_named_in_a_one_line_error(tmp_path: P
 
 def test_verify_of_a_database_without_a_log_says_so(tmp_path: Path) -> None:
     assert cli(tmp_path, "keys", "generate").returncode == 0
+    sqlite3.connect(tmp_path / "ledger.db").close()
     result = cli(tmp_path, "verify")
     assert result.returncode == 2
     assert "the database holds no log" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["verify"], ["export", "--all", "-o", "out.bundle"], ["rebuild"], ["tokens", "list"], ["tokens", "revoke", "t1"]],
+    ids=["verify", "export", "rebuild", "tokens-list", "tokens-revoke"],
+)
+def test_a_command_that_reads_a_log_refuses_a_database_file_that_is_not_there_and_makes_none(
+    tmp_path: Path, command: list[str]
+) -> None:
+    assert cli(tmp_path, "keys", "generate").returncode == 0
+    result = cli(tmp_path, *command)
+    assert result.returncode == 2
+    assert f"there is no SQLite database at {tmp_path / 'ledger.db'}" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.key"]
 
 
 def test_verify_takes_the_trusted_key_from_a_file_as_report_does(log: Path) -> None:
