@@ -24,7 +24,8 @@ MAX_SAFE_INTEGER = 2**53 - 1
 _encode_str = json.encoder.encode_basestring
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER  # integers beyond ±2^53 raise
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of a character beyond U+FFFF in UTF-8
-_FLOAT = re.compile(rb"[0-9][.eE]")  # in every float orjson writes (1.0, 1e+100); text may hold it too
+# A float in an array or object, as orjson writes it (1.0, -2e+100); text may look so too.
+_FLOAT = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
 
 
 def canonical(value: Any) -> bytes:
@@ -42,15 +43,16 @@ def _fast(value: Any) -> bytes | None:
     orjson writes strings and sorts keys as RFC 8785 does for text within U+FFFF, and
     refuses lone surrogates, non-string keys and integers beyond ±2^53. Decoding the
     result back compares equal only if every array was a list, every object a dict and no
-    float was NaN or infinite. A finite float shows as a digit before a point or an
-    exponent; text may hold that too, and then takes the slow, precise path, as do
-    astral characters (which sort differently in UTF-16).
+    float was NaN or infinite. A finite float shows as a number with a point or an
+    exponent after a colon, comma or bracket. Text that looks so takes the slow, precise
+    path, as do astral characters (which sort differently in UTF-16) and values that are
+    not an array or object.
     """
     try:
         data = orjson.dumps(value, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
-    if _astral(data) or _FLOAT.search(data):
+    if data[:1] not in (b"{", b"[") or _astral(data) or _FLOAT.search(data):
         return None
     return data if orjson.loads(data) == value else None
 
