@@ -142,7 +142,8 @@ def _verify_offline(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     try:
-        raw = args.bundle.read_bytes()
+        with args.bundle.open("rb") as f:
+            raw = f.read(offline.MAX_DOCUMENT_BYTES + 1)  # no more: the file could be endless (a device, a pipe)
     except OSError as e:
         raise InvalidInput(f"cannot read the bundle {args.bundle}: {e.strerror}") from None
     try:

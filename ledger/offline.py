@@ -542,6 +542,8 @@ def _decode(raw: bytes, what: str) -> Any:
 
 
 def _document(raw: bytes, format_: str, what: str) -> dict[str, Any]:
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise BundleError(f"the {what} file is larger than {MAX_DOCUMENT_BYTES:,} bytes")
     if raw[:2] == b"\x1f\x8b":
         try:
             inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledger import offline
+from ledger.cli import main
 from tests.e2e.test_cli import cli
 
 WITHHELD = "withheld under section 24(1)"
@@ -84,6 +85,18 @@ def test_report_of_a_missing_file_says_so(answered: Path) -> None:
     result = cli(answered, "report", "--bundle", "nowhere.json", "--key", "log.vkey", "--csv", "r2.csv")
     assert result.returncode == 2
     assert "cannot read the bundle nowhere.json: No such file or directory" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["report", "verify"])
+def test_a_bundle_larger_than_the_limit_is_refused_even_an_endless_one(
+    answered: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    monkeypatch.setattr(offline, "MAX_DOCUMENT_BYTES", 4096)
+    outputs = ["--csv", str(answered / "endless.csv")] if command == "report" else []
+    code = main([command, "--bundle", "/dev/zero", "--key", str(answered / "log.vkey"), *outputs])
+    assert code != 0
+    assert "the bundle file is larger than 4,096 bytes" in capsys.readouterr().err
+    assert not (answered / "endless.csv").exists()
 
 
 def test_verify_takes_one_source_at_a_time(answered: Path) -> None:
