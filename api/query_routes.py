@@ -76,7 +76,7 @@ async def decision(request: web.Request) -> web.Response:
         )
     found = await request.app[SERVICE].decide(
         app=q["app"], organisation=q["organisation"], device=q.get("device"), account=q.get("account"),
-        device_class=q.get("device_class"), **_when(request),
+        device_class=q.get("device_class"), at=q.get("at"), as_of=q.get("as_of"),
     )  # fmt: skip
     return render(to_json(found))
 

@@ -237,7 +237,7 @@ def decide_access(
     device class, when the policy names classes; an unknown class counts as covered)
     and no active exemption under that policy covers the request. An exemption covers
     it when organisation and account match and the device is one of its covered
-    devices; when the covered devices are sealed (withheld), by account alone.
+    devices. Covered devices that are not in ``view`` (erased from the ledger) cover none.
     """
     bans = [p for _, p in sorted(view.policies.items()) if _bans(p, app, organisation, device_class, at)]
     if not bans:
@@ -247,7 +247,7 @@ def decide_access(
     covered = [(p, _cover(view, p, organisation, device, account, at)) for p in bans]
     blocked = [p for p, exemption in covered if exemption is None]
     if blocked:
-        reasons = tuple(_prohibition(p, organisation, device, account) for p in blocked)
+        reasons = tuple(_prohibition(view, p, organisation, device, account, at) for p in blocked)
         return Decision(False, "prohibited", reasons, tuple(Basis(f"policy/{p.policy_id}", p.seqs) for p in blocked))
     pairs = [(p, e) for p, e in covered if e is not None]
     basis: list[Basis] = []
@@ -283,33 +283,36 @@ def _covers(exemption: ExemptionState, organisation: str, device: str | None, ac
     grantee = exemption.grantee
     if account is None or not _same(grantee.account, account) or not _same(grantee.organisation, organisation):
         return False
-    if exemption.devices is None:
-        return True  # covered devices withheld: matched by account alone
-    return device is not None and _listed(device, exemption.devices)
+    return device is not None and exemption.devices is not None and _listed(device, exemption.devices)
 
 
 def _listed(name: str, names: Iterable[str]) -> bool:
     return any(_same(name, n) for n in names)
 
 
-def _prohibition(policy: PolicyState, organisation: str, device: str | None, account: str | None) -> str:
+def _prohibition(
+    view: LedgerView, policy: PolicyState, organisation: str, device: str | None, account: str | None, at: datetime
+) -> str:
     who = f"account {account}" if account else "no account"
     where = f"device {device}" if device else "an unnamed device"
+    erased = [
+        f"; the covered devices of exemption {e.exemption_id} were erased from the ledger, so it covers none"
+        for e in _exemptions_under(view, policy.policy_id)
+        if e.devices is None and exemption_status(e, policy, at) == "active" and account is not None
+        and _same(e.grantee.account, account) and _same(e.grantee.organisation, organisation)
+    ]  # fmt: skip
     return (
         f"{policy.app} ({policy.vendor}) is banned for {organisation} by policy {policy.policy_id}, in force since "
-        f"{_moment(policy.effective_from)}; no active exemption under it covers {who} on {where}"
+        f"{_moment(policy.effective_from)}; no active exemption under it covers {who} on {where}" + "".join(erased)
     )
 
 
 def _permission(policy: PolicyState, exemption: ExemptionState) -> str:
     grantee = exemption.grantee
-    devices = "the device is one of its covered devices"
-    if exemption.devices is None:
-        devices = "its covered devices are withheld, so it was matched by account"
     return (
         f"{policy.app} is banned by policy {policy.policy_id}, but exemption {exemption.exemption_id} for account "
         f"{grantee.account} ({grantee.unit}, {grantee.organisation}) is active until "
-        f"{_moment(exemption.expires_at)}; {devices}"
+        f"{_moment(exemption.expires_at)}; the device is one of its covered devices"
     )
 
 

@@ -204,10 +204,9 @@ class LedgerService:
         device_class: str | None = None,
         at: datetime | str | None = None,
         as_of: AsOf = None,
-        role: str | None = None,
     ) -> Decision:
         """May ``app`` run on ``device`` of ``organisation`` for ``account`` at ``at`` (default: the
-        ``as_of`` time, else now), as the ledger stood at ``as_of``?"""
+        ``as_of`` time, else now), as the ledger stood at ``as_of``? The same answer whoever asks."""
         standing = await self._standing(as_of)
 
         def load() -> Awaitable[VersionSet]:
@@ -217,7 +216,9 @@ class LedgerService:
             versions = await self._decisions.read((app, organisation, account), load)
         else:
             versions = await load()
-        view = view_of(await self._revealed(versions, role), standing.size)
+        # The covered devices are checked even for a caller who may not read them: the answer
+        # names no device but the one asked about.
+        view = view_of(await self._with_devices(versions), standing.size)
         return projections.decide_access(
             view, app=app, organisation=organisation, device=device, account=account,
             at=self._at(at, standing), device_class=device_class,
@@ -299,6 +300,10 @@ class LedgerService:
         categories = reveal_for(role)
         if categories != "all" and _DEVICES not in categories:
             return versions
+        return await self._with_devices(versions)
+
+    async def _with_devices(self, versions: VersionSet) -> VersionSet:
+        """``versions`` with the covered devices put back wherever they are still disclosed."""
         digests = [v.devices_sd for v in versions.exemptions if v.state.devices is None and v.devices_sd]
         found = await self._store.disclosures(digests) if digests else {}
         return replace(versions, exemptions=tuple(_with_devices(v, found) for v in versions.exemptions))

@@ -55,6 +55,15 @@ async def test_the_accounts_designated_device_is_allowed_citing_the_exemption(
     assert "exemption/EX-2025-UKGOV" in [b["stream"] for b in found["basis"]]
 
 
+@pytest.mark.parametrize(("device", "verdict"), [("CO-MOB-1234", "prohibited"), ("CO-GCS-TT-001", "allowed")])
+async def test_a_decision_is_the_same_whoever_asks_though_only_auditors_read_the_covered_devices(
+    client: Client, story: list[Recorded], auditor: dict[str, str], device: str, verdict: str
+) -> None:
+    public = await decision(client, device=device, account="ukgov")
+    assert public == await decision(client, auditor, device=device, account="ukgov")
+    assert public["verdict"] == verdict
+
+
 async def test_as_of_a_seq_before_the_grant_the_device_was_prohibited(
     client: Client, story: list[Recorded], auditor: dict[str, str]
 ) -> None:

@@ -35,8 +35,8 @@ async def tiktok(ledger: Ledger, organisation: str, device: str, account: str | 
     return await ledger.service.decide(app="TikTok", organisation=organisation, device=device, account=account, **when)
 
 
-async def ukgov_handset(ledger: Ledger, role: str | None = "auditor", **when: Any) -> Decision:
-    return await tiktok(ledger, "cabinet-office", "CO-GCS-TT-001", "ukgov", role=role, **when)
+async def ukgov_handset(ledger: Ledger, **when: Any) -> Decision:
+    return await tiktok(ledger, "cabinet-office", "CO-GCS-TT-001", "ukgov", **when)
 
 
 async def test_an_ordinary_government_device_is_prohibited_citing_the_ban(told: Ledger) -> None:
@@ -50,15 +50,9 @@ async def test_the_accounts_designated_device_is_allowed_citing_the_exemption(to
     assert "the device is one of its covered devices" in decision.reasons[0]
 
 
-async def test_for_an_auditor_the_account_on_an_ordinary_office_phone_is_prohibited(told: Ledger) -> None:
-    decision = await tiktok(told, "cabinet-office", "CO-MOB-1234", "ukgov", at=at("2025-03-01"), role="auditor")
-    assert decision.verdict == "prohibited"
-
-
-async def test_the_public_view_matches_the_exemption_by_account_as_its_devices_are_withheld(told: Ledger) -> None:
+async def test_the_account_on_an_ordinary_office_phone_is_prohibited(told: Ledger) -> None:
     decision = await tiktok(told, "cabinet-office", "CO-MOB-1234", "ukgov", at=at("2025-03-01"))
-    assert decision.verdict == "allowed"
-    assert "covered devices are withheld" in decision.reasons[0]
+    assert (decision.verdict, decision.basis) == ("prohibited", (BAN,))
 
 
 async def test_as_of_a_time_before_the_grant_the_handset_was_prohibited(told: Ledger) -> None:
@@ -80,7 +74,7 @@ async def test_after_the_renewed_expiry_the_handset_is_prohibited(told: Ledger) 
 async def test_the_research_handset_was_allowed_until_its_exemption_was_revoked(
     told: Ledger, when: str, verdict: str
 ) -> None:
-    decision = await tiktok(told, "dsit", "DSIT-OSR-TT-001", "dsit-research", at=at(when), role="auditor")
+    decision = await tiktok(told, "dsit", "DSIT-OSR-TT-001", "dsit-research", at=at(when))
     assert decision.verdict == verdict
 
 
@@ -108,5 +102,6 @@ async def test_erasing_the_covered_devices_leaves_the_log_verifying_and_shows_th
     await audit_store(told.store, signer.name, [TrustedKey(signer.verifier)], workers=1)
     for role in ("auditor", None):
         assert (await told.service.history(UKGOV, role=role))[0]["data"]["devices"] == {"_sd": digest, "erased": True}
-    decision = await tiktok(told, "cabinet-office", "CO-MOB-1234", "ukgov", at=at("2025-03-01"), role="auditor")
-    assert "covered devices are withheld" in decision.reasons[0]  # erased: matched by account, as in public
+    decision = await ukgov_handset(told, at=at("2025-03-01"))
+    assert decision.verdict == "prohibited"  # no device can be matched to the exemption any more
+    assert f"the covered devices of exemption {UKGOV_ID} were erased from the ledger" in decision.reasons[0]

@@ -201,12 +201,13 @@ def test_an_exemption_covers_only_its_account_devices_and_organisation(request_:
     assert ask(fold(log(*STORY)), "2025-03-01", **request_).verdict == "prohibited"
 
 
-def test_withheld_devices_are_matched_by_account_alone() -> None:
+@pytest.mark.parametrize("device", ["ANY-DEVICE", None])
+def test_covered_devices_that_are_not_disclosed_cover_no_device_and_the_reason_says_so(device: str | None) -> None:
     events = list(log(*STORY))
     events[1] = {**events[1], "data": seal("exemption.granted/1", events[1]["data"])[0]}
-    decision = ask(fold(events), "2025-03-01", device="ANY-DEVICE")
-    assert decision.verdict == "allowed"
-    assert "covered devices are withheld" in decision.reasons[0]
+    decision = ask(fold(events), "2025-03-01", device=device)
+    assert decision.verdict == "prohibited"
+    assert "the covered devices of exemption EX-1 were erased from the ledger, so it covers none" in decision.reasons[0]
 
 
 def test_every_policy_banning_the_app_must_be_covered() -> None:
