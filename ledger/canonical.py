@@ -8,6 +8,7 @@ UTF-16 code units, as RFC 8785 §3.2.3 requires.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -17,15 +18,16 @@ import orjson
 
 from ledger.errors import NotCanonical
 
-__all__ = ["MAX_SAFE_INTEGER", "canonical", "is_canonical", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical", "is_canonical", "parse"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 254  # arrays and objects within one another: orjson's limit, well within Python's stack
 
 _encode_str = json.encoder.encode_basestring
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER  # integers beyond ±2^53 raise
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of a character beyond U+FFFF in UTF-8
 # A float in an array or object, as orjson writes it (1.0, -2e+100); text may look so too.
-_FLOAT = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
+_FLOAT = re.compile(rb"[:,\[]-?(?:0|[1-9][0-9]*)[.eE]")  # not ":00.": no number has a leading 0
 
 
 def canonical(value: Any) -> bytes:
@@ -71,10 +73,11 @@ def _safe_int(token: str) -> int:
 def is_canonical(data: bytes, parsed: Any) -> bool:
     """Whether ``data``, which :func:`parse` turned into ``parsed``, is in canonical form."""
     try:
-        if _astral(data):
-            return canonical(parsed) == data
-        return orjson.dumps(parsed, option=_OPTIONS) == data
-    except (orjson.JSONEncodeError, NotCanonical):  # an escaped lone surrogate: not Unicode
+        if not _astral(data):
+            with contextlib.suppress(orjson.JSONEncodeError):  # else a lone surrogate, or too deep: see below
+                return orjson.dumps(parsed, option=_OPTIONS) == data
+        return canonical(parsed) == data
+    except NotCanonical:  # an escaped lone surrogate (not Unicode), or nested too deep
         return False
 
 
@@ -88,14 +91,18 @@ def parse(data: bytes) -> Any:
         return json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int)
     except json.JSONDecodeError as e:
         raise NotCanonical(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise NotCanonical("arrays and objects are nested too deep to read") from None
 
 
 def _refuse_float(token: str) -> Any:
     raise NotCanonical(f"number {token} is not an integer; use an integer or a string")
 
 
-def _check(value: Any, path: str) -> bool:
+def _check(value: Any, path: str, depth: int = 0) -> bool:
     """Raise on anything JCS-for-events cannot hold; return True if a key is astral."""
+    if depth > MAX_DEPTH:
+        raise NotCanonical(f"a value is nested more than {MAX_DEPTH} deep", pointer=path)
     if value is None or isinstance(value, bool):
         return False
     if isinstance(value, int):
@@ -106,9 +113,9 @@ def _check(value: Any, path: str) -> bool:
         _check_str(value, path)
         return False
     if isinstance(value, list | tuple):
-        return any([_check(item, f"{path}/{i}") for i, item in enumerate(value)])
+        return any([_check(item, f"{path}/{i}", depth + 1) for i, item in enumerate(value)])
     if isinstance(value, Mapping):
-        return _check_object(value, path)
+        return _check_object(value, path, depth)
     kind = "float" if isinstance(value, float) else type(value).__name__
     raise NotCanonical(
         f"value at '{path}' is a {kind}; only integers, strings, booleans, null, arrays and objects are allowed",
@@ -116,14 +123,14 @@ def _check(value: Any, path: str) -> bool:
     )
 
 
-def _check_object(value: Mapping[Any, Any], path: str) -> bool:
+def _check_object(value: Mapping[Any, Any], path: str, depth: int) -> bool:
     astral = False
     for key, item in value.items():
         if not isinstance(key, str):
             raise NotCanonical(f"object key {key!r} at '{path}' is not a string", pointer=path)
         _check_str(key, path)
         astral = astral or any(ord(c) > 0xFFFF for c in key)
-        astral = _check(item, f"{path}/{_escape_pointer(key)}") or astral
+        astral = _check(item, f"{path}/{_escape_pointer(key)}", depth + 1) or astral
     return astral
 
 

@@ -12,7 +12,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import MAX_SAFE_INTEGER, canonical, parse
+from ledger.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, canonical, is_canonical, parse
 from ledger.errors import InvalidInput, NotCanonical
 
 # -- the values canonical JSON holds -------------------------------------------------------
@@ -146,6 +146,29 @@ def test_string_encoding(text: str, encoded: bytes) -> None:
 )
 def test_value_encoding(value: Any, encoded: bytes) -> None:
     assert canonical(value) == encoded
+
+
+def nested(depth: int, innermost: Any) -> Any:
+    for level in range(depth):
+        innermost = {"a": innermost} if level % 2 else [innermost]
+    return innermost
+
+
+@pytest.mark.parametrize("innermost", [1, [], {}], ids=["number", "empty-array", "empty-object"])
+def test_values_nested_to_the_limit_are_canonical_and_read_back_as_canonical(innermost: Any) -> None:
+    data = canonical(nested(MAX_DEPTH, innermost))
+    assert data == rfc8785.dumps(nested(MAX_DEPTH, innermost))
+    assert is_canonical(data, parse(data))
+
+
+def test_a_value_nested_beyond_the_limit_is_refused_not_a_crash() -> None:
+    with pytest.raises(NotCanonical, match=f"nested more than {MAX_DEPTH} deep"):
+        canonical(nested(MAX_DEPTH + 1, 1))
+
+
+def test_parse_refuses_nesting_too_deep_to_read() -> None:
+    with pytest.raises(NotCanonical, match="nested too deep to read"):
+        parse(b"[" * 5000 + b"]" * 5000)
 
 
 def test_max_safe_integer_is_two_to_the_53_minus_one() -> None:
