@@ -75,7 +75,7 @@ class Writer:
         self._max_batch = max_batch
         self._checkpoint_interval = checkpoint_interval
         self._clock = clock
-        self.on_batch = on_batch  # (events in the batch, seconds, committed?) for metrics
+        self.on_batch = on_batch  # (events recorded, or failed, by a batch; seconds; committed?) for metrics
         self._projectors = tuple(projectors)
         self._commits = commits  # counted before each batch is acknowledged (a failed one may have committed)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -161,7 +161,7 @@ class Writer:
         else:
             self._head = head
             self.batches += 1
-            self._observe(len(batch), started, committed=True)
+            self._observe(sum(isinstance(o, Recorded) for o in outcomes), started, committed=True)
             log.debug(
                 "batch_committed",
                 size=len(batch),

@@ -12,7 +12,7 @@ from ledger import merkle, proofs
 from ledger.auditing import audit_store
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import EventTooLarge, InvalidInput, NotCanonical, NotFound, VersionConflict
-from ledger.events import MAX_EVENT_BYTES, ZERO_HASH, Disclosure, Draft, format_time
+from ledger.events import MAX_EVENT_BYTES, ZERO_HASH, Disclosure, Draft, Recorded, format_time
 from ledger.read_cache import Commits
 from ledger.signing import Signer
 from ledger.store.base import Store
@@ -64,6 +64,18 @@ async def test_stale_expected_version_is_refused_and_writes_nothing(writer: Writ
     with pytest.raises(VersionConflict, match="policy/P-1 is at version 1, not 0"):
         await writer.append(draft(expected_version=0))
     assert await store.log_size() == 1
+
+
+async def test_a_batch_reports_the_events_it_recorded_not_those_refused_as_stale(writer: Writer) -> None:
+    await writer.append(draft())
+    reported: list[tuple[int, bool]] = []
+    writer.on_batch = lambda events, seconds, committed: reported.append((events, committed))
+    outcomes = await asyncio.gather(
+        writer.append(draft(expected_version=0)), writer.append(draft(expected_version=1)), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes] == [VersionConflict, Recorded]
+    assert sum(events for events, _ in reported) == 1
+    assert all(committed for _, committed in reported)
 
 
 async def test_a_draft_requiring_another_stream_at_a_version_it_left_is_refused(writer: Writer, store: Store) -> None:
