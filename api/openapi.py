@@ -232,6 +232,16 @@ def document() -> dict[str, Any]:
     }  # fmt: skip
 
 
+@cache
+def query_parameters(method: str, path: str) -> frozenset[str] | None:
+    """The query parameters this document lists for ``method`` on the route ``path`` (as
+    written here, e.g. ``/v1/policies/{policy_id}``); None for an operation it does not list."""
+    operation = document()["paths"].get(path, {}).get("get" if method == "HEAD" else method.lower())
+    if operation is None:
+        return None
+    return frozenset(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
+
+
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     return render(document())

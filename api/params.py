@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from api.openapi import query_parameters
 from ledger.canonical import MAX_SAFE_INTEGER
 from ledger.errors import InvalidInput, UnsupportedEncoding
 from ledger.events import check_text
@@ -68,6 +69,17 @@ def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, An
     return body
 
 
+def _refuse_unknown_parameters(request: web.Request) -> None:
+    resource = request.match_info.route.resource
+    if resource is None:  # no such route: a 404 or 405 follows
+        return
+    known = query_parameters(request.method, resource.canonical)
+    unknown = sorted(set(request.query) - known) if known is not None else []
+    if known is not None and unknown:
+        takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        raise InvalidInput(f"{request.method} {resource.canonical} has no query parameter {unknown[0]!r}; {takes}")
+
+
 def _integer(token: str) -> int:
     if len(token) > 100:  # far beyond ±2^53, and Python reads no more than 4,300 digits
         raise InvalidInput(f"the request body holds an integer of {len(token)} digits; event integers are within ±2^53")
@@ -77,9 +89,11 @@ def _integer(token: str) -> int:
 @web.middleware
 async def plain_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse what no route takes: U+0000 (``%00``) in the path or query, which no id or name
-    in the ledger holds, and a compressed body (the service does not decompress bodies)."""
+    in the ledger holds; a query parameter the route does not list in OpenAPI (a misspelt
+    filter must not be ignored); and a compressed body (the service does not decompress bodies)."""
     if "\x00" in request.path or "\x00" in request.query_string:
         raise InvalidInput("the URL holds U+0000 (NUL, written %00), which no id or name in the ledger has; remove it")
+    _refuse_unknown_parameters(request)
     coding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if request.body_exists and coding not in ("", "identity"):
         raise UnsupportedEncoding(f"Content-Encoding {coding!r} is not accepted; send the body uncompressed")

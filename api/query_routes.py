@@ -67,6 +67,9 @@ async def get_exemption(request: web.Request) -> web.Response:
     return render(to_json(found))
 
 
+_NAMES = ("app", "organisation", "device", "account", "device_class")
+
+
 @routes.get("/v1/decisions")
 async def decision(request: web.Request) -> web.Response:
     q = request.query
@@ -74,6 +77,9 @@ async def decision(request: web.Request) -> web.Response:
         raise InvalidInput(
             "query parameters 'app' and 'organisation' are required, e.g. ?app=TikTok&organisation=cabinet-office"
         )
+    for name in _NAMES:  # "TikTok " must not miss the ban on TikTok
+        if name in q and q[name] != q[name].strip():
+            raise InvalidInput(f"query parameter {name!r} has spaces at its start or end ({q[name]!r}); remove them")
     found = await request.app[SERVICE].decide(
         app=q["app"], organisation=q["organisation"], device=q.get("device"), account=q.get("account"),
         device_class=q.get("device_class"), at=q.get("at"), as_of=q.get("as_of"),

@@ -131,6 +131,26 @@ async def test_a_decision_without_app_or_organisation_is_400(client: Client) -> 
     assert "organisation" in problem["detail"]
 
 
+@pytest.mark.parametrize("name", ["app", "organisation", "device", "account", "device_class"])
+async def test_a_decision_asked_with_spaces_around_a_name_is_400_not_a_miss(client: Client, name: str) -> None:
+    params = {"app": "TikTok", "organisation": "cabinet-office", "device": "D-1", "account": "a", "device_class": "c"}
+    response = await client.get("/v1/decisions", params={**params, name: f"{params[name]} "})
+    problem = await problem_of(response, 400)
+    assert f"query parameter '{name}' has spaces at its start or end" in problem["detail"]
+
+
+async def test_a_misspelt_query_parameter_is_400_naming_those_the_route_takes(client: Client) -> None:
+    problem = await problem_of(await client.get("/v1/exemptions", params={"policy": "POL-2023-TIKTOK"}), 400)
+    assert problem["detail"] == (
+        "GET /v1/exemptions has no query parameter 'policy'; it takes as_of, at, cursor, limit, policy_id"
+    )
+
+
+async def test_a_query_parameter_on_a_route_that_takes_none_is_400(client: Client) -> None:
+    problem = await problem_of(await client.get("/v1/log/checkpoint", params={"format": "json"}), 400)
+    assert problem["detail"] == "GET /v1/log/checkpoint has no query parameter 'format'; it takes none"
+
+
 async def test_an_unknown_policy_is_404(client: Client) -> None:
     await problem_of(await client.get("/v1/policies/POL-NONE"), 404)
 
