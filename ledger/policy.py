@@ -5,8 +5,10 @@ and return the events to append, or raise NotFound (no such policy or exemption)
 VersionConflict (stale ``expected_version``), RuleViolation (a rule forbids it) or
 SchemaViolation (malformed data). They never read sensitive fields: logged events hold
 them sealed.
-Rules use the *recorded* status (a recorded lift or revocation is final, whatever its
-effective time); only expiry is judged, against the caller's ``now``.
+Rules use the *recorded* status: once a lift or revocation is recorded, whatever its
+effective time, nothing more may change the policy or exemption, except a lift or
+revocation that takes effect earlier (an end scheduled for later can always be brought
+forward). Only expiry is judged, against the caller's ``now``.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def decide_policy(state: PolicyState | None, command: PolicyCommand) -> tuple[Ne
         if state is not None:
             raise RuleViolation(f"policy {policy_id} was already issued; a policy id is issued once, choose a new one")
     else:
-        state = _require_active_policy(state, policy_id, _verb(command))
+        state = _require_active_policy(state, policy_id, _verb(command), _ending(command))
         version = _checked_version(policy_stream(policy_id), state, command.expected_version)
     return (_new_event(policy_stream(policy_id), command, command.data, version),)
 
@@ -188,7 +190,7 @@ def decide_exemption(
     if policy is None or policy.policy_id != state.policy_id:
         raise LedgerError(f"decide_exemption needs the state of policy {state.policy_id}")
     version = _checked_version(stream, state, command.expected_version)
-    _require_live_exemption(policy, state, now, _verb(command))
+    _require_live_exemption(policy, state, now, _verb(command), _ending(command))
     return (_change(state, command, version),)
 
 
@@ -242,32 +244,56 @@ def _checked_version(stream: str, state: PolicyState | ExemptionState | None, ex
     return current + 1
 
 
-def _require_active_policy(state: PolicyState | None, policy_id: str, verb: str) -> PolicyState:
+def _require_active_policy(
+    state: PolicyState | None, policy_id: str, verb: str, ending: datetime | None = None
+) -> PolicyState:
     if state is None:
         raise NotFound(f"no policy {policy_id} has been issued")
-    if state.lifted_at is not None:
+    if state.lifted_at is not None and not _earlier(ending, state.lifted_at):
         raise RuleViolation(
-            f"policy {policy_id} was lifted on {_when(state.lifted_at)}; lifted policies cannot be {verb}"
+            f"policy {policy_id} is lifted from {_when(state.lifted_at)}; lifted policies cannot be {verb}"
+            + (", except by a lift that takes effect earlier" if verb == "lifted" else "")
         )
     return state
 
 
-def _require_live_exemption(policy: PolicyState, state: ExemptionState, now: datetime, verb: str) -> None:
+def _require_live_exemption(
+    policy: PolicyState, state: ExemptionState, now: datetime, verb: str, ending: datetime | None
+) -> None:
     exemption_id = state.exemption_id
-    if state.revoked_at is not None:
+    revoking = verb == "revoked"
+    if state.revoked_at is not None and not _earlier(ending, state.revoked_at):
         raise RuleViolation(
-            f"exemption {exemption_id} was revoked on {_when(state.revoked_at)}; revoked exemptions cannot be {verb}"
+            f"exemption {exemption_id} is revoked from {_when(state.revoked_at)}; revoked exemptions cannot be "
+            f"{verb}" + (", except by a revocation that takes effect earlier" if revoking else "")
         )
-    if policy.lifted_at is not None:
+    if policy.lifted_at is not None and not _earlier(ending, policy.lifted_at):
         raise RuleViolation(
-            f"exemption {exemption_id} is moot: its policy {policy.policy_id} was lifted on "
-            f"{_when(policy.lifted_at)}; moot exemptions cannot be {verb}"
+            f"exemption {exemption_id} is moot from {_when(policy.lifted_at)}, when its policy {policy.policy_id} is "
+            f"lifted; moot exemptions cannot be {verb}"
+            + (", except by a revocation before the lift" if revoking else "")
         )
     if now >= state.expires_at:
         raise RuleViolation(
             f"exemption {exemption_id} expired on {_when(state.expires_at)}; expired exemptions cannot be {verb}, "
             "grant a new exemption instead"
         )
+
+
+def _earlier(ending: datetime | None, ended: datetime) -> bool:
+    """Whether a lift or revocation taking effect at ``ending`` brings forward an end recorded at ``ended``."""
+    return ending is not None and ending < ended
+
+
+def _ending(command: Command) -> datetime | None:
+    """When a lift or revocation ``command`` takes effect; None for other commands, or a time
+    its data does not give right (its schema refuses that)."""
+    if not isinstance(command, LiftPolicy | RevokeExemption):
+        return None
+    try:
+        return parse_time(command.data["effective_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 _GRANT_FACTS = {

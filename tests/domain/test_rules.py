@@ -100,8 +100,21 @@ async def test_an_active_policy_can_be_amended_reviewed_and_lifted(ledger: Ledge
 async def test_a_lifted_policy_cannot_be_changed(ledger: Ledger, command: Command, verb: str) -> None:
     await run(ledger, ISSUE, LiftPolicy(P, lift()))
     await refused(
-        ledger, command, RuleViolation, f"policy {P} was lifted on 2025-06-01; lifted policies cannot be {verb}"
+        ledger, command, RuleViolation, f"policy {P} is lifted from 2025-06-01; lifted policies cannot be {verb}"
     )
+
+
+async def test_a_lift_scheduled_for_later_can_be_brought_forward_and_takes_effect_then(ledger: Ledger) -> None:
+    await run(ledger, ISSUE, LiftPolicy(P, lift("2025-06-01T00:00:00Z")))
+    sooner = LiftPolicy(P, lift("2025-03-01T00:00:00Z"))
+    assert kinds(await run(ledger, sooner)) == [(f"policy/{P}", "policy.lifted", 3)]
+    assert (await ledger.service.policy(P, at=at("2025-04-01"))).status == "lifted"
+
+
+async def test_a_revocation_scheduled_for_later_can_be_brought_forward_and_takes_effect_then(ledger: Ledger) -> None:
+    await run(ledger, ISSUE, GRANT, RevokeExemption(E, revoke("2025-06-01T00:00:00Z")))
+    await run(ledger, RevokeExemption(E, revoke("2025-03-01T00:00:00Z")))
+    assert (await ledger.service.exemption(E, at=at("2025-04-01"))).status == "revoked"
 
 
 async def test_a_policy_never_issued_cannot_be_changed(ledger: Ledger) -> None:
@@ -145,7 +158,8 @@ async def test_an_exemption_id_is_granted_once(ledger: Ledger) -> None:
 
 async def test_no_exemption_under_a_lifted_policy(ledger: Ledger) -> None:
     await run(ledger, ISSUE, LiftPolicy(P, lift()))
-    await refused(ledger, GRANT, RuleViolation, f"policy {P} was lifted on 2025-06-01; .* cannot be granted exemptions")
+    lifted = f"policy {P} is lifted from 2025-06-01; .* cannot be granted exemptions"
+    await refused(ledger, GRANT, RuleViolation, lifted)
 
 
 async def test_no_exemption_under_a_policy_never_issued(ledger: Ledger) -> None:
@@ -172,11 +186,12 @@ async def test_a_live_exemption_can_be_amended_renewed_and_revoked(ledger: Ledge
 @pytest.mark.parametrize(
     ("ending", "now", "message"),
     [
-        (RevokeExemption(E, revoke()), "2025-03-01", f"exemption {E} was revoked on 2025-04-01"),
-        (LiftPolicy(P, lift()), "2025-03-01", f"exemption {E} is moot: its policy {P} was lifted on 2025-06-01"),
+        (RevokeExemption(E, revoke()), "2025-03-01", f"exemption {E} is revoked from 2025-04-01"),
+        (LiftPolicy(P, lift("2025-04-01T00:00:00Z")), "2025-03-01",
+         f"exemption {E} is moot from 2025-04-01, when its policy {P} is lifted"),
         (None, "2025-08-03", f"exemption {E} expired on 2025-08-03"),
     ],
-)
+)  # fmt: skip
 @pytest.mark.parametrize("change", [RenewExemption(E, renew()), RevokeExemption(E, revoke())])
 async def test_an_ended_exemption_cannot_be_changed(
     ledger: Ledger, ending: Command | None, now: str, message: str, change: Command
@@ -302,7 +317,7 @@ class LiftedWhileDeciding(LedgerService):
 async def test_a_grant_decided_while_its_policy_is_lifted_is_refused(ledger: Ledger) -> None:
     await run(ledger, ISSUE)
     racing = LiftedWhileDeciding(ledger.store, ledger.writer, clock=ledger.clock)
-    with pytest.raises(RuleViolation, match=f"policy {P} was lifted"):
+    with pytest.raises(RuleViolation, match=f"policy {P} is lifted from"):
         await racing.execute(GRANT, "tester", "security-officer")
     assert await ledger.store.stream_leaves(f"exemption/{E}") == []
 

@@ -45,7 +45,13 @@ def grant_data(**changes: Any) -> dict[str, Any]:
 ISSUE = IssuePolicy(P, schemas.example("policy.issued/1"))
 LIFT = LiftPolicy(P, {"reason": "Re-assessed.", "effective_at": "2025-03-01T00:00:00Z"})
 GRANT = GrantExemption(E, P, grant_data())
-REVOKE = RevokeExemption(E, {"reason": "No longer needed.", "effective_at": "2025-04-01T00:00:00Z"})
+
+
+def revoke(effective_at: str) -> RevokeExemption:
+    return RevokeExemption(E, {"reason": "No longer needed.", "effective_at": effective_at})
+
+
+REVOKE = revoke("2025-04-01T00:00:00Z")
 RENEW = RenewExemption(E, schemas.example("exemption.renewed/1"))
 AMEND = AmendExemption(E, schemas.example("exemption.amended/1"))
 
@@ -64,7 +70,7 @@ def test_grant_under_a_policy_never_issued_is_not_found() -> None:
 
 def test_grant_under_a_lifted_policy_is_refused() -> None:
     policy, _ = states(ISSUE, LIFT)
-    message = f"policy {P} was lifted on 2025-03-01; lifted policies cannot be granted exemptions"
+    message = f"policy {P} is lifted from 2025-03-01; lifted policies cannot be granted exemptions"
     with pytest.raises(RuleViolation, match=message):
         decide_exemption(policy, None, GRANT, NOW)
 
@@ -150,19 +156,44 @@ def test_revoke_records_exemption_revoked() -> None:
     assert (event.type, event.data) == ("exemption.revoked", REVOKE.data)
 
 
-@pytest.mark.parametrize(("command", "verb"), [(AMEND, "amended"), (RENEW, "renewed"), (REVOKE, "revoked")])
-def test_a_revoked_exemption_cannot_be_changed(command: Command, verb: str) -> None:
-    policy, exemption = states(ISSUE, GRANT, REVOKE)
-    message = f"exemption {E} was revoked on 2025-04-01; revoked exemptions cannot be {verb}"
+@pytest.mark.parametrize(
+    ("command", "refusal"),
+    [
+        (AMEND, "cannot be amended"),
+        (RENEW, "cannot be renewed"),
+        (REVOKE, "cannot be revoked, except by a revocation that takes effect earlier"),
+        (revoke("2025-05-01T00:00:00Z"), "cannot be revoked, except by a revocation that takes effect earlier"),
+    ],
+    ids=["amend", "renew", "revoke-again", "revoke-later"],
+)
+def test_a_revoked_exemption_cannot_be_changed(command: Command, refusal: str) -> None:
+    policy, exemption = states(ISSUE, GRANT, REVOKE)  # recorded on 2025-02-07, to take effect on 2025-04-01
+    message = f"exemption {E} is revoked from 2025-04-01; revoked exemptions {refusal}"
     with pytest.raises(RuleViolation, match=message):
         decide_exemption(policy, exemption, command, NOW)  # type: ignore[arg-type]
 
 
+def test_a_revocation_scheduled_for_later_can_be_brought_forward() -> None:
+    policy, exemption = states(ISSUE, GRANT, REVOKE)
+    (event,) = decide_exemption(policy, exemption, revoke("2025-02-07T10:00:00Z"), NOW)
+    assert (event.type, event.data["effective_at"]) == ("exemption.revoked", "2025-02-07T10:00:00Z")
+
+
 def test_an_exemption_whose_policy_was_lifted_is_moot_and_cannot_be_renewed() -> None:
     policy, exemption = states(ISSUE, GRANT, LIFT)
-    message = f"exemption {E} is moot: its policy {P} was lifted on 2025-03-01; moot exemptions cannot be renewed"
+    message = (
+        f"exemption {E} is moot from 2025-03-01, when its policy {P} is lifted; moot exemptions cannot be renewed$"
+    )
     with pytest.raises(RuleViolation, match=message):
         decide_exemption(policy, exemption, RENEW, NOW)
+
+
+def test_an_exemption_can_be_revoked_before_its_policy_is_lifted_but_not_after() -> None:
+    policy, exemption = states(ISSUE, GRANT, LIFT)  # the lift takes effect on 2025-03-01
+    (event,) = decide_exemption(policy, exemption, revoke("2025-02-10T00:00:00Z"), NOW)
+    assert event.type == "exemption.revoked"
+    with pytest.raises(RuleViolation, match="cannot be revoked, except by a revocation before the lift"):
+        decide_exemption(policy, exemption, revoke("2025-03-01T00:00:00Z"), NOW)
 
 
 def test_an_expired_exemption_cannot_be_renewed() -> None:

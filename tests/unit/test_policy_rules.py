@@ -89,17 +89,26 @@ def test_lift_records_policy_lifted() -> None:
 
 
 @pytest.mark.parametrize(
-    ("command", "verb"),
+    ("command", "refusal"),
     [
-        (AmendPolicy(P, {"rationale": "New.", "reason": "Why."}), "amended"),
-        (ReviewPolicy(P, {"outcome": "no-change", "summary": "s", "reviewed_at": "2025-04-01T00:00:00Z"}), "reviewed"),
-        (LiftPolicy(P, {"reason": "Again.", "effective_at": "2025-04-01T00:00:00Z"}), "lifted"),
+        (AmendPolicy(P, {"rationale": "New.", "reason": "Why."}), "cannot be amended"),
+        (ReviewPolicy(P, {"outcome": "no-change", "summary": "s", "reviewed_at": "2025-04-01T00:00:00Z"}),
+         "cannot be reviewed"),
+        (LiftPolicy(P, {"reason": "Again.", "effective_at": "2025-04-01T00:00:00Z"}),
+         "cannot be lifted, except by a lift that takes effect earlier"),
     ],
-)
-def test_a_lifted_policy_cannot_be_changed(command: AmendPolicy | ReviewPolicy | LiftPolicy, verb: str) -> None:
-    message = f"policy {P} was lifted on 2025-03-01; lifted policies cannot be {verb}"
+    ids=["amend", "review", "lift-later"],
+)  # fmt: skip
+def test_a_lifted_policy_cannot_be_changed(command: AmendPolicy | ReviewPolicy | LiftPolicy, refusal: str) -> None:
+    message = f"policy {P} is lifted from 2025-03-01; lifted policies {refusal}"
     with pytest.raises(RuleViolation, match=message):
         decide_policy(lifted(), command)
+
+
+def test_a_lift_scheduled_for_later_can_be_brought_forward() -> None:
+    earlier = LiftPolicy(P, {"reason": "Sooner.", "effective_at": "2025-02-20T00:00:00Z"})
+    (event,) = decide_policy(lifted(), earlier)
+    assert (event.type, event.data["effective_at"]) == ("policy.lifted", "2025-02-20T00:00:00Z")
 
 
 @pytest.mark.parametrize("command", [AmendPolicy(P, {"rationale": "x", "reason": "y"}), LiftPolicy(P, _lift())])
