@@ -239,11 +239,12 @@ def decide_access(
     it when organisation and account match and the device is one of its covered
     devices. Covered devices that are not in ``view`` (erased from the ledger) cover none.
     """
-    bans = [p for _, p in sorted(view.policies.items()) if _bans(p, app, organisation, device_class, at)]
-    if not bans:
-        return Decision(
-            True, "no-policy", (f"no policy in force at {_moment(at)} restricts {app} for {organisation}",), ()
-        )
+    scoped = [p for _, p in sorted(view.policies.items()) if _restricts(p, app, organisation, device_class)]
+    bans = [p for p in scoped if policy_status(p, at) == "active"]
+    if not bans:  # the basis: the policies that would restrict the app at another time
+        none = f"no policy in force at {_moment(at)} restricts {app} for {organisation}"
+        reasons = (none, *(_not_in_force(p, at) for p in scoped))
+        return Decision(True, "no-policy", reasons, tuple(Basis(f"policy/{p.policy_id}", p.seqs) for p in scoped))
     covered = [(p, _cover(view, p, organisation, device, account, at)) for p in bans]
     blocked = [p for p, exemption in covered if exemption is None]
     if blocked:
@@ -260,9 +261,10 @@ def _same(a: str, b: str) -> bool:
     return a.casefold() == b.casefold()
 
 
-def _bans(policy: PolicyState, app: str, organisation: str, device_class: str | None, at: datetime) -> bool:
+def _restricts(policy: PolicyState, app: str, organisation: str, device_class: str | None) -> bool:
+    """Whether ``policy``, while in force, bans ``app`` for ``organisation`` (and ``device_class``)."""
     scope = policy.scope
-    if policy_status(policy, at) != "active" or not _same(policy.app, app):
+    if not _same(policy.app, app):
         return False
     if not any(o == "*" or _same(o, organisation) for o in scope.organisations):
         return False
@@ -305,6 +307,12 @@ def _prohibition(
         f"{policy.app} ({policy.vendor}) is banned for {organisation} by policy {policy.policy_id}, in force since "
         f"{_moment(policy.effective_from)}; no active exemption under it covers {who} on {where}" + "".join(erased)
     )
+
+
+def _not_in_force(policy: PolicyState, at: datetime) -> str:
+    if policy.lifted_at is not None and policy.lifted_at <= at:
+        return f"policy {policy.policy_id}, which banned {policy.app}, is lifted from {_moment(policy.lifted_at)}"
+    return f"policy {policy.policy_id} bans {policy.app} only from {_moment(policy.effective_from)}"
 
 
 def _permission(policy: PolicyState, exemption: ExemptionState) -> str:

@@ -157,8 +157,17 @@ def test_a_banned_app_is_prohibited_citing_the_policy_events() -> None:
     assert f"banned for cabinet-office by policy {P}" in decision.reasons[0]
 
 
-def test_a_policy_does_not_restrict_before_it_takes_effect() -> None:
-    assert ask(fold(log(ISSUE)), "2023-03-15").verdict == "no-policy"
+def test_a_policy_does_not_restrict_before_it_takes_effect_and_the_answer_cites_it() -> None:
+    decision = ask(fold(log(ISSUE)), "2023-03-15")
+    assert (decision.verdict, decision.basis) == ("no-policy", (Basis(f"policy/{P}", (0,)),))
+    assert decision.reasons[1] == f"policy {P} bans TikTok only from 2023-03-16T00:00:00Z"
+
+
+def test_after_a_lift_the_app_is_allowed_citing_the_lift() -> None:
+    view = fold(log(ISSUE, (LiftPolicy(P, lift("2025-06-01T00:00:00Z")), "2025-05-01")))
+    decision = ask(view, "2025-06-01")
+    assert (decision.verdict, decision.basis) == ("no-policy", (Basis(f"policy/{P}", (0, 1)),))
+    assert decision.reasons[1] == f"policy {P}, which banned TikTok, is lifted from 2025-06-01T00:00:00Z"
 
 
 def test_a_policy_naming_organisations_applies_only_to_them() -> None:
