@@ -163,15 +163,25 @@ def required_role(command: Command) -> str:
 
 def decide_policy(state: PolicyState | None, command: PolicyCommand) -> tuple[NewEvent, ...]:
     """The events ``command`` records on ``policy/<id>``, whose state is ``state``."""
-    policy_id = _checked_id("policy", command.policy_id)
+    policy_id, stream = _checked_id("policy", command.policy_id), policy_stream(command.policy_id)
     if isinstance(command, IssuePolicy):
-        version = _checked_version(policy_stream(policy_id), state, command.expected_version)
-        if state is not None:
-            raise RuleViolation(f"policy {policy_id} was already issued; a policy id is issued once, choose a new one")
-    else:
-        state = _require_active_policy(state, policy_id, _verb(command), _ending(command))
-        version = _checked_version(policy_stream(policy_id), state, command.expected_version)
-    return (_new_event(policy_stream(policy_id), command, command.data, version),)
+        return (_issue(state, command, _checked_version(stream, state, command.expected_version)),)
+    _require_active_policy(state, policy_id, _verb(command), _ending(command))
+    return (_new_event(stream, command, command.data, _checked_version(stream, state, command.expected_version)),)
+
+
+def _issue(state: PolicyState | None, command: IssuePolicy, version: int) -> NewEvent:
+    policy_id = command.policy_id
+    if state is not None:
+        raise RuleViolation(f"policy {policy_id} was already issued; a policy id is issued once, choose a new one")
+    event = _new_event(policy_stream(policy_id), command, command.data, version)
+    due, effective = command.data.get("review_due"), command.data["effective_from"]
+    if due is not None and parse_time(due) <= parse_time(effective):
+        raise RuleViolation(
+            f"policy {policy_id} must be reviewed after it takes effect: review_due {due} is not after "
+            f"effective_from {effective}"
+        )
+    return event
 
 
 def decide_exemption(
@@ -208,6 +218,12 @@ def _grant(policy: PolicyState, state: ExemptionState | None, command: GrantExem
     data = {**command.data, "policy_id": policy.policy_id}
     _require_grant_facts(data)
     event = _new_event(exemption_stream(exemption_id), command, data, version)
+    organisation, scope = data["grantee"]["organisation"], policy.scope.organisations
+    if "*" not in scope and organisation.casefold() not in {o.casefold() for o in scope}:
+        raise RuleViolation(
+            f"policy {policy.policy_id} applies only to {', '.join(scope)}; it bans nothing for {organisation}, "
+            "so there is nothing to exempt"
+        )
     if parse_time(data["expires_at"]) <= parse_time(data["valid_from"]):
         raise RuleViolation(
             f"exemption {exemption_id} must expire after it starts: "

@@ -151,6 +151,18 @@ async def test_a_grant_missing_a_required_fact_is_refused(
     await refused(ledger, GrantExemption(E, P, grant(**changes)), RuleViolation, message)
 
 
+async def test_no_exemption_for_an_organisation_the_policy_does_not_ban(ledger: Ledger) -> None:
+    await run(ledger, IssuePolicy(P, ban(organisations=("dsit",))))
+    await refused(ledger, GRANT, RuleViolation, f"policy {P} applies only to dsit; it bans nothing for cabinet-office")
+    granted = await run(ledger, GrantExemption(E, P, grant(organisation="dsit")))
+    assert kinds(granted) == [(f"exemption/{E}", "exemption.granted", 1)]
+
+
+async def test_a_policy_due_for_review_before_it_takes_effect_is_refused(ledger: Ledger) -> None:
+    early = IssuePolicy(P, ban(review_due="2023-01-01T00:00:00Z"))
+    await refused(ledger, early, RuleViolation, f"policy {P} must be reviewed after it takes effect")
+
+
 async def test_an_exemption_id_is_granted_once(ledger: Ledger) -> None:
     await run(ledger, ISSUE, GRANT)
     await refused(ledger, GRANT, RuleViolation, f"exemption {E} was already granted")

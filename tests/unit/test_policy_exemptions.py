@@ -68,6 +68,17 @@ def test_grant_under_a_policy_never_issued_is_not_found() -> None:
         decide_exemption(None, None, GRANT, NOW)
 
 
+def test_grant_for_an_organisation_the_policy_does_not_cover_is_refused() -> None:
+    issued = schemas.example("policy.issued/1")
+    policy, _ = states(IssuePolicy(P, {**issued, "applies_to": {"organisations": ["dsit", "hm-treasury"]}}))
+    other = grant_data(grantee={"organisation": "cabinet-office", "unit": "GCS", "account": "ukgov"})
+    message = f"policy {P} applies only to dsit, hm-treasury; it bans nothing for cabinet-office"
+    with pytest.raises(RuleViolation, match=message):
+        decide_exemption(policy, None, GrantExemption(E, P, other), NOW)
+    covered = grant_data(grantee={"organisation": "DSIT", "unit": "OSR", "account": "research"})
+    assert decide_exemption(policy, None, GrantExemption(E, P, covered), NOW)[0].type == "exemption.granted"
+
+
 def test_grant_under_a_lifted_policy_is_refused() -> None:
     policy, _ = states(ISSUE, LIFT)
     message = f"policy {P} is lifted from 2025-03-01; lifted policies cannot be granted exemptions"

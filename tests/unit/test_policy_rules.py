@@ -53,6 +53,13 @@ def test_a_policy_id_is_issued_once() -> None:
         decide_policy(issued(), IssuePolicy(P, schemas.example("policy.issued/1")))
 
 
+def test_a_policy_due_for_review_before_it_takes_effect_is_refused() -> None:
+    data = {**schemas.example("policy.issued/1"), "review_due": "2023-03-16T00:00:00Z"}
+    message = f"policy {P} must be reviewed after it takes effect: review_due 2023-03-16T00:00:00Z is not after"
+    with pytest.raises(RuleViolation, match=message):
+        decide_policy(None, IssuePolicy(P, data))
+
+
 def test_issue_with_malformed_data_is_a_schema_violation_naming_the_field() -> None:
     data = schemas.example("policy.issued/1")
     del data["decision_ref"]
