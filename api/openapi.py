@@ -47,7 +47,8 @@ def _example(name: str, **changes: Any) -> dict[str, Any]:
 # (method, path, event schema, example id, example path parameter, example data, role)
 COMMANDS: list[tuple[str, str, str, str | None, str | None, dict[str, Any], str]] = [
     ("post", "/v1/policies", "policy.issued/1", POLICY_EXAMPLE, None,
-     _example("policy.issued/1", decision_ref="CO-GSG-2026-001", effective_from="2026-12-01T00:00:00Z"),
+     _example("policy.issued/1", decision_ref="CO-GSG-2026-001", effective_from="2026-12-01T00:00:00Z",
+              review_due="2027-12-01T00:00:00Z"),
      "policy-officer"),
     ("post", "/v1/policies/{policy_id}/amendments", "policy.amended/1", None, STORY_POLICY,
      _example("policy.amended/1", review_due="2027-03-16T00:00:00Z"), "policy-officer"),

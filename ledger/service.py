@@ -21,7 +21,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ledger import projections
-from ledger.errors import Forbidden, InvalidInput, LedgerError, NotFound, Unavailable, VersionConflict
+from ledger.errors import (
+    Forbidden,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    Unavailable,
+    VerificationError,
+    VersionConflict,
+)
 from ledger.events import Draft, Recorded, decode_leaf
 from ledger.policy import (
     Command,
@@ -41,7 +49,7 @@ from ledger.read_cache import ReadCache
 from ledger.schemas import parse_time, sensitive_fields
 from ledger.sensitive import disclosed_value, is_sealed, reveal, seal
 from ledger.states import ExemptionState, PolicyState, exemption_stream, fold_exemption, fold_policy, policy_stream
-from ledger.store.base import Store
+from ledger.store.base import LeafRow, Store
 from ledger.versions import FOREVER, ExemptionVersion, VersionSet, view_of
 from ledger.writer import Writer
 
@@ -284,7 +292,8 @@ class LedgerService:
         size = await self._store.projection_position(PROJECTION)
         if as_of >= size:
             raise NotFound(f"as_of seq {as_of} is not in the ledger, which holds seqs 0 to {size - 1}")
-        return _Standing(as_of)
+        [row] = await self._store.read_leaves(as_of, as_of + 1)  # "then" is when that seq was recorded
+        return _Standing(as_of, _recorded_at(row))
 
     def _at(self, at: datetime | str | None, standing: _Standing) -> datetime:
         if isinstance(at, str):
@@ -307,6 +316,13 @@ class LedgerService:
         digests = [v.devices_sd for v in versions.exemptions if v.state.devices is None and v.devices_sd]
         found = await self._store.disclosures(digests) if digests else {}
         return replace(versions, exemptions=tuple(_with_devices(v, found) for v in versions.exemptions))
+
+
+def _recorded_at(row: LeafRow) -> datetime:
+    try:
+        return parse_time(decode_leaf(row.leaf, row.seq)["recorded_at"])
+    except ValueError:
+        raise VerificationError(f"the event stored at seq {row.seq} has no valid recorded_at", seq=row.seq) from None
 
 
 def _creates(command: Command) -> bool:

@@ -65,6 +65,15 @@ async def test_as_of_a_seq_before_the_renewal_the_exemption_was_to_lapse_in_augu
     assert (await ukgov_handset(told, at=at("2025-09-01"))).verdict == "allowed"
 
 
+async def test_as_of_a_seq_answers_as_of_the_time_that_seq_was_recorded_whenever_asked(told: Ledger) -> None:
+    renewal = (await told.service.history(UKGOV))[-1]
+    by_time = await ukgov_handset(told, as_of=renewal["recorded_at"])
+    assert await ukgov_handset(told, as_of=renewal["seq"]) == by_time
+    told.clock.now = at("2030-01-01")  # long after the exemption expired
+    assert await ukgov_handset(told, as_of=renewal["seq"]) == by_time
+    assert by_time.verdict == "allowed"
+
+
 async def test_after_the_renewed_expiry_the_handset_is_prohibited(told: Ledger) -> None:
     assert (await ukgov_handset(told, at=at("2026-02-03"))).verdict == "prohibited"
     assert (await told.service.exemption(UKGOV_ID, at=at("2026-02-03"))).status == "expired"
