@@ -8,6 +8,7 @@ import html
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from typing import Any
 
 from ledger.offline import Bundle, Entry
@@ -78,6 +79,20 @@ def _day(value: Any) -> str:
     return str(value)[:10]
 
 
+def _moment(value: Any) -> str:
+    """A time as a reader writes it: the date, with the time (UTC) unless it is midnight."""
+    try:
+        moment = datetime.fromisoformat(str(value)).astimezone(UTC)
+    except ValueError:
+        return str(value)
+    return moment.strftime("%Y-%m-%d" if moment.time() == time() else "%Y-%m-%d %H:%M UTC")
+
+
+def _sentence(value: Any) -> str:
+    text = _text(value).strip()
+    return text if text.endswith((".", "!", "?")) or not text else text + "."
+
+
 def _other(i: str, d: Mapping[str, Any]) -> str:
     return f"A decision on {i}: {_text(dict(d))}"
 
@@ -87,7 +102,7 @@ def _issued(i: str, d: Mapping[str, Any]) -> str:
     organisations = "all organisations" if scope.get("organisations") == ["*"] else _text(scope.get("organisations"))
     return (
         f"Policy {i} issued by {d['authority']} (decision {d['decision_ref']}): {app['name']} ({app['vendor']}) "
-        f"banned on the devices of {organisations}, effective {_day(d['effective_from'])}. "
+        f"banned on the devices of {organisations}, effective {_moment(d['effective_from'])}. "
         f"Rationale: {d['rationale']}"
     )
 
@@ -97,30 +112,30 @@ def _granted(i: str, d: Mapping[str, Any]) -> str:
     return (
         f"Exemption {i} under policy {d['policy_id']} granted by {d['approved_by']} (case {d['case_ref']}) to "
         f"{g['unit']} of {g['organisation']} for the account {g['account']}, for the purpose: "
-        f"{_text(d['purpose'])} Valid {_day(d['valid_from'])} to {_day(d['expires_at'])}; "
+        f"{_sentence(d['purpose'])} Valid {_moment(d['valid_from'])} to {_moment(d['expires_at'])}; "
         f"devices: {_text(d['devices'])}; mitigations: {_text(d['mitigations'])}"
     )
 
 
 def _amended_exemption(i: str, d: Mapping[str, Any]) -> str:
     changed = "; ".join(f"{k}: {_text(d[k])}" for k in ("purpose", "devices", "mitigations") if k in d)
-    return f"Exemption {i} amended: {d['reason']}" + (f" Now {changed}" if changed else "")
+    return f"Exemption {i} amended: {_sentence(d['reason'])}" + (f" Now {changed}" if changed else "")
 
 
 def _amended_policy(i: str, d: Mapping[str, Any]) -> str:
     changed = "; ".join(f"{k}: {_text(d[k])}" for k in ("applies_to", "rationale", "review_due") if k in d)
-    return f"Policy {i} amended: {d['reason']}" + (f" Now {changed}" if changed else "")
+    return f"Policy {i} amended: {_sentence(d['reason'])}" + (f" Now {changed}" if changed else "")
 
 
 _SENTENCES: dict[str, Callable[[str, Mapping[str, Any]], str]] = {
     "policy.issued": _issued,
     "policy.amended": _amended_policy,
     "policy.reviewed": lambda i, d: f"Policy {i} reviewed; outcome: {d['outcome']}. {d['summary']}",
-    "policy.lifted": lambda i, d: f"Policy {i} lifted, effective {_day(d['effective_at'])}: {d['reason']}",
+    "policy.lifted": lambda i, d: f"Policy {i} lifted, effective {_moment(d['effective_at'])}: {d['reason']}",
     "exemption.granted": _granted,
     "exemption.amended": _amended_exemption,
-    "exemption.renewed": lambda i, d: f"Exemption {i} renewed until {_day(d['expires_at'])}: {d['reason']}",
-    "exemption.revoked": lambda i, d: f"Exemption {i} revoked, effective {_day(d['effective_at'])}: {d['reason']}",
+    "exemption.renewed": lambda i, d: f"Exemption {i} renewed until {_moment(d['expires_at'])}: {d['reason']}",
+    "exemption.revoked": lambda i, d: f"Exemption {i} revoked, effective {_moment(d['effective_at'])}: {d['reason']}",
 }
 
 

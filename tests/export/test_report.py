@@ -57,6 +57,14 @@ def test_the_full_report_shows_the_mitigations(full: Bundle) -> None:
     assert "devices: CO-GCS-TT-001;" in grant_line(full)
 
 
+def test_times_that_are_not_midnight_keep_their_time_and_each_part_ends_its_sentence(public: Bundle) -> None:
+    entry = next(e for e in public.entries if e.event["stream"] == "exemption/EX-2025-UKGOV")
+    data = {**entry.event["data"], "purpose": "Publish notices", "valid_from": "2025-02-03T09:30:00+01:00"}
+    changed = dataclasses.replace(entry, event={**entry.event, "data": data})
+    [line] = lines(dataclasses.replace(public, entries=(changed,)))
+    assert "for the purpose: Publish notices. Valid 2025-02-03 08:30 UTC to 2025-08-03;" in line.statement
+
+
 def test_the_review_reads_as_no_change(public: Bundle) -> None:
     review = next(line.statement for line in lines(public) if line.type == "policy.reviewed")
     assert review.startswith("Policy POL-2023-TIKTOK reviewed; outcome: no-change. There have been no changes")
