@@ -621,9 +621,15 @@ def verdict_of_bundle(bundle: Bundle) -> str:
         f"VERIFIED: {len(bundle.entries)} events in {len(m['streams'])} streams are exactly as recorded in the "
         f"log {cp.origin}, whose signed checkpoint covers {cp.size} events (root {_b64text(cp.root)}). "
         f"Every stream is complete from its first event to the last one the operator's signed manifest states. "
-        f"Released and checked against their digests: {len(bundle.released)} fields ({released}). "
+        f"Released and checked against their digests: {_fields(len(bundle.released))} ({released}). "
         f"Withheld: {withheld}."
-    )
+        + (f" Erased from the ledger, at the data subject's request: {_fields(len(bundle.erased))}." if bundle.erased
+           else "")
+    )  # fmt: skip
+
+
+def _fields(count: int) -> str:
+    return f"{count} field" + ("" if count == 1 else "s")
 
 
 def verdict_of_receipt(receipt: Receipt) -> str:

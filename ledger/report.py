@@ -163,6 +163,8 @@ def html_report(bundle: Bundle, bundle_name: str = "BUNDLE") -> str:
     )
     withheld = "".join(f"<li>{e(c)}: withheld under {e(why)}</li>" for c, why in sorted(m["withheld"].items()))
     released = "".join(f"<li>{e(c)}: released</li>" for c in m["released"])
+    if bundle.erased:
+        withheld += f"<li>fields erased from the ledger at the data subject's request: {len(bundle.erased)}</li>"
     return _PAGE.format(
         origin=e(bundle.checkpoint.origin),
         selection=e(_selection(m["selection"])),

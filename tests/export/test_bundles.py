@@ -10,7 +10,8 @@ import pytest
 from ledger import exporting
 from ledger.bundle import Selection, encode
 from ledger.errors import ExportTooLarge, InvalidInput, NotFound
-from ledger.offline import LogKey, verify_bundle
+from ledger.offline import LogKey, verdict_of_bundle, verify_bundle
+from ledger.report import html_report
 from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID
 from ledger.signing import Signer
 from ledger.states import exemption_stream, policy_stream
@@ -78,6 +79,8 @@ async def test_an_erased_disclosure_shows_as_erased_and_the_bundle_still_verifie
     bundle = verify_bundle(raw(await export_policy(told, signer, ALL)), key)
     assert devices in bundle.erased
     assert devices not in bundle.released
+    assert "Erased from the ledger, at the data subject's request: 1 field." in verdict_of_bundle(bundle)
+    assert "<li>fields erased from the ledger at the data subject's request: 1</li>" in html_report(bundle)
 
 
 async def test_a_time_range_export_holds_the_streams_decided_in_it(told: Ledger, signer: Signer, key: LogKey) -> None:
