@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
     create = tokens_sub.add_parser("create", help="make a token and print its secret, once")
     create.add_argument("--role", required=True, choices=ROLES, help="what the token may do")
-    create.add_argument("--name", required=True, help="who holds it, e.g. an officer's id or a service's name")
+    create.add_argument(
+        "--name", required=True,
+        help="who holds it: a post, a staff number or a service's name, not a person's name (it signs every event "
+        "recorded with the token, in clear and for good)",
+    )  # fmt: skip
     tokens_sub.add_parser("list", help="list tokens: id, name, role, created, revoked")
     revoke = tokens_sub.add_parser("revoke", help="revoke a token by its id; it stops working at once")
     revoke.add_argument("token_id", metavar="ID")
