@@ -217,16 +217,19 @@ class LedgerService:
         ``as_of`` time, else now), as the ledger stood at ``as_of``? The same answer whoever asks."""
         standing = await self._standing(as_of)
 
-        def load() -> Awaitable[VersionSet]:
-            return self._store.decision_versions(standing.seq, app=app, organisation=organisation, account=account)
+        async def load() -> VersionSet:
+            # The covered devices are checked even for a caller who may not read them: the answer
+            # names no device but the one asked about.
+            versions = await self._store.decision_versions(
+                standing.seq, app=app, organisation=organisation, account=account
+            )
+            return await self._with_devices(versions)
 
-        if standing.seq == FOREVER:
+        if standing.seq == FOREVER:  # remembered with the devices: an erasure is announced like an append
             versions = await self._decisions.read((app, organisation, account), load)
         else:
             versions = await load()
-        # The covered devices are checked even for a caller who may not read them: the answer
-        # names no device but the one asked about.
-        view = view_of(await self._with_devices(versions), standing.size)
+        view = view_of(versions, standing.size)
         return projections.decide_access(
             view, app=app, organisation=organisation, device=device, account=account,
             at=self._at(at, standing), device_class=device_class,

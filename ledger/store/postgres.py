@@ -15,7 +15,7 @@ from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
-from ledger.store.postgres_projections import PostgresProjectionReads, PostgresProjectionWrites
+from ledger.store.postgres_projections import NOTIFY, PostgresProjectionReads, PostgresProjectionWrites
 from ledger.store.postgres_rebuild import fold_in_parts
 from ledger.tokens import TokenRecord
 
@@ -286,8 +286,9 @@ class PostgresStore(PostgresProjectionReads):
         return {r["digest"]: bytes(r["disclosure"]) for r in rows}
 
     async def erase_disclosure(self, digest: str) -> bool:
-        async with _reachable(self.url):
-            status = await self._pool.execute("DELETE FROM disclosures WHERE digest = $1", digest)
+        async with _reachable(self.url), self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute("DELETE FROM disclosures WHERE digest = $1", digest)
+            await conn.execute(NOTIFY)  # as an append: services forget the decisions they read with it
         return bool(status == "DELETE 1")
 
     # -- idempotency ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from ledger.state_codec import VersionRow, exemption_row, policy_row, version_se
 from ledger.store.postgres_notices import CHANNEL, LOG_SCHEMA
 from ledger.versions import FOREVER, VersionSet, name_key
 
-__all__ = ["PostgresProjectionReads", "PostgresProjectionWrites"]
+__all__ = ["NOTIFY", "PostgresProjectionReads", "PostgresProjectionWrites"]
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -90,7 +90,7 @@ WHERE i.indrelid = $1::regclass AND NOT i.indisprimary ORDER BY c.relname
 """
 
 
-_NOTIFY = f"SELECT pg_notify('{CHANNEL}', ({LOG_SCHEMA}))"
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', ({LOG_SCHEMA}))"
 
 
 def _indexing(definition: str, name: str, table: str) -> str:
@@ -168,7 +168,7 @@ class PostgresProjectionWrites:
                 swap.append(f"ALTER INDEX {name}{_NEW} RENAME TO {name}")
             await self._conn.execute(f"ANALYZE {table}{_NEW}")
         await self._conn.execute("; ".join(swap))
-        await self._conn.execute(_NOTIFY)
+        await self._conn.execute(NOTIFY)
 
 
 class PostgresProjectionReads:

@@ -59,6 +59,12 @@ async def test_an_append_committed_by_another_connection_is_heard(pg: Backend, n
     assert await moved_on(notices, before)
 
 
+async def test_an_erased_disclosure_is_heard_as_an_append_is(pg: Backend, notices: AppendNotices) -> None:
+    before = notices.heard
+    assert await pg.store.erase_disclosure("no-such-digest") is False  # nothing to erase: told all the same
+    assert await moved_on(notices, before)
+
+
 async def test_an_append_rolled_back_is_not_heard(pg: Backend, notices: AppendNotices) -> None:
     before = notices.heard
     conn = await connector(pg, "rollback")()
