@@ -38,7 +38,7 @@ from ledger.signing import Signer
 from ledger.store.postgres import PostgresStore
 from ledger.writer import Writer
 
-Question = tuple[str, str, str]
+Question = tuple[str, str, str, str]  # app, organisation, account, device
 
 
 async def build(store: PostgresStore, mix: Mix, chunk: int = 20_000, signer: Signer | None = None) -> float:
@@ -59,14 +59,14 @@ async def build(store: PostgresStore, mix: Mix, chunk: int = 20_000, signer: Sig
 
 
 def questions(mix: Mix, count: int, rng: random.Random) -> list[Question]:
-    """Half asked by real grantees, half random (app, organisation, account)."""
+    """Half asked by real grantees about their covered device, half random (app, organisation, account)."""
     asked = []
     for i in range(count):
         if i % 2 == 0:
             asked.append(rng.choice(mix.grantees))
         else:
             org, account = f"org-{rng.randrange(300):03d}", f"acct-{rng.randrange(20_000):05d}"
-            asked.append((f"app-{rng.randrange(APPS):03d}", org, account))
+            asked.append((f"app-{rng.randrange(APPS):03d}", org, account, "D-1"))
     return asked
 
 
@@ -90,10 +90,10 @@ async def measure(store: PostgresStore, mix: Mix, count: int, processes: int) ->
     past: list[datetime] = [START + SPAN * rng.random() for _ in asked]
 
     async def as_of(q: Question, i: int) -> Decision:
-        return await service.decide(app=q[0], organisation=q[1], account=q[2], device="D-1", as_of=past[i])
+        return await service.decide(app=q[0], organisation=q[1], account=q[2], device=q[3], as_of=past[i])
 
     async def current(q: Question, i: int) -> Decision:
-        return await service.decide(app=q[0], organisation=q[1], account=q[2], device="D-1")
+        return await service.decide(app=q[0], organisation=q[1], account=q[2], device=q[3])
 
     rebuilt = await rebuild(store, processes=processes)
     alone = await rebuild(store)

@@ -41,14 +41,14 @@ class _Exemption:
 
 @dataclass
 class Mix:
-    """Generates ``total`` drafts; ``grantees`` lists (app, organisation, account) asked about later."""
+    """Generates ``total`` drafts; ``grantees`` lists (app, organisation, account, device) asked about later."""
 
     total: int
     seed: int = 7
     rng: random.Random = field(init=False)
     policies: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)  # live: id, app, organisations
     exemptions: list[_Exemption] = field(default_factory=list)  # live ones
-    grantees: list[tuple[str, str, str]] = field(default_factory=list)
+    grantees: list[tuple[str, str, str, str]] = field(default_factory=list)
     counter: int = 0
     made: int = 0
 
@@ -116,12 +116,13 @@ class Mix:
         account, ident = f"acct-{self.rng.randrange(ACCOUNTS):05d}", self._ident("EX")
         expires = now + timedelta(days=self.rng.randint(90, 365))
         self.exemptions.append(_Exemption(ident, policy, organisation, account, expires))
-        self.grantees.append((app, organisation, account))
+        device = f"{organisation.upper()}-TT-{self.counter:07d}"
+        self.grantees.append((app, organisation, account, device))
         data = {
             "policy_id": policy, "grantee": {"organisation": organisation, "unit": "Digital Communications",
                                              "account": account},
             "purpose": "Publishing public service information on the organisation's official account.",
-            "devices": [f"{organisation.upper()}-TT-{self.counter:07d}"],
+            "devices": [device],
             "mitigations": ["A dedicated handset, kept off government networks.", "No government data on it."],
             "approved_by": f"{organisation} Departmental Security Team", "case_ref": f"DST-{ident}",
             "valid_from": iso(now), "expires_at": iso(expires),
