@@ -220,10 +220,10 @@ class LedgerService:
         async def load() -> VersionSet:
             # The covered devices are checked even for a caller who may not read them: the answer
             # names no device but the one asked about.
-            versions = await self._store.decision_versions(
+            versions, disclosed = await self._store.decision_versions(
                 standing.seq, app=app, organisation=organisation, account=account
             )
-            return await self._with_devices(versions)
+            return _revealed_devices(versions, disclosed)
 
         if standing.seq == FOREVER:  # remembered with the devices: an erasure is announced like an append
             versions = await self._decisions.read((app, organisation, account), load)
@@ -317,8 +317,7 @@ class LedgerService:
     async def _with_devices(self, versions: VersionSet) -> VersionSet:
         """``versions`` with the covered devices put back wherever they are still disclosed."""
         digests = [v.devices_sd for v in versions.exemptions if v.state.devices is None and v.devices_sd]
-        found = await self._store.disclosures(digests) if digests else {}
-        return replace(versions, exemptions=tuple(_with_devices(v, found) for v in versions.exemptions))
+        return _revealed_devices(versions, await self._store.disclosures(digests) if digests else {})
 
 
 def _recorded_at(row: LeafRow) -> datetime:
@@ -338,6 +337,10 @@ def _time(text: str) -> datetime:
         return parse_time(text)
     except ValueError as e:
         raise InvalidInput(f"at must be an RFC 3339 time: {e}", pointer="/at") from None
+
+
+def _revealed_devices(versions: VersionSet, disclosures: Mapping[str, bytes]) -> VersionSet:
+    return replace(versions, exemptions=tuple(_with_devices(v, disclosures) for v in versions.exemptions))
 
 
 def _with_devices(version: ExemptionVersion, disclosures: Mapping[str, bytes]) -> ExemptionVersion:

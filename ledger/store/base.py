@@ -192,9 +192,12 @@ class Store(Protocol):
         exemption's and its policy's."""
         ...
 
-    async def decision_versions(self, seq: int, *, app: str, organisation: str, account: str | None) -> VersionSet:
+    async def decision_versions(
+        self, seq: int, *, app: str, organisation: str, account: str | None
+    ) -> tuple[VersionSet, dict[str, bytes]]:
         """What a decision needs at ``seq``: the app's policies naming the organisation (or "*"),
-        and the exemptions of the account in that organisation."""
+        the exemptions of the account in that organisation, and the disclosures still held of
+        those exemptions' sealed covered devices (by digest). One round trip."""
         ...
 
     async def all_versions(self) -> VersionSet:

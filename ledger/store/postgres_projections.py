@@ -26,12 +26,14 @@ Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _AT = "from_seq <= $1 AND (to_seq IS NULL OR to_seq > $1)"
 
 
-def _versions(policies: str, exemptions: str, at: str = _AT) -> str:
-    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions."""
+def _versions(policies: str, exemptions: str, at: str = _AT, *, disclosed: bool = False) -> str:
+    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions;
+    ``disclosed``: each row followed by the disclosure of its sealed covered devices, if held."""
+    devices = ", (SELECT disclosure FROM disclosures WHERE digest = devices_sd)" if disclosed else ""
     return (
-        "SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
-        f" WHERE {at} AND {policies}"
-        " UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd FROM exemption_versions"
+        f"SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd{', NULL::bytea' if disclosed else ''}"
+        f" FROM policy_versions WHERE {at} AND {policies}"
+        f" UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd{devices} FROM exemption_versions"
         f" WHERE {at} AND {exemptions}"
     )
 
@@ -43,11 +45,15 @@ _EXEMPTION = _versions(
 )
 # The policies banning an app for an organisation, and the exemptions of one account there:
 # everything projections.decide_access can use to answer for them, and nothing more.
-_DECISION = _versions("app_key = $2 AND organisation_keys && $3::text[]", "account_key = $4 AND organisation_key = $5")
+# With the covered devices' disclosures, so that a decision is one round trip.
+_DECISION = _versions(
+    "app_key = $2 AND organisation_keys && $3::text[]", "account_key = $4 AND organisation_key = $5", disclosed=True
+)
 _DECISION_NOW = _versions(  # the same, for now: the partial indexes of current versions serve it
     "app_key = $1 AND organisation_keys && $2::text[]",
     "account_key = $3 AND organisation_key = $4",
     at="to_seq IS NULL",
+    disclosed=True,
 )
 _OPEN = _versions("policy_id = ANY($1::text[])", "exemption_id = ANY($2::text[])", at="to_seq IS NULL")
 _EVERY = (
@@ -196,11 +202,13 @@ class PostgresProjectionReads:
             return version_set(_rows(await self._fetch(_EXEMPTION, seq, exemption_id)))
         return version_set(_rows(await self._fetch(_ALL, seq)))
 
-    async def decision_versions(self, seq: int, *, app: str, organisation: str, account: str | None) -> VersionSet:
+    async def decision_versions(
+        self, seq: int, *, app: str, organisation: str, account: str | None
+    ) -> tuple[VersionSet, dict[str, bytes]]:
         organisation_key, account_key = name_key(organisation), None if account is None else name_key(account)
         keys = (name_key(app), ["*", organisation_key], account_key, organisation_key)
         rows = await (self._fetch(_DECISION_NOW, *keys) if seq == FOREVER else self._fetch(_DECISION, seq, *keys))
-        return version_set(_rows(rows))
+        return version_set(_rows(rows)), {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
 
     async def all_versions(self) -> VersionSet:
         return version_set(_rows(await self._fetch(_EVERY)))

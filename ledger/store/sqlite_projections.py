@@ -22,12 +22,14 @@ __all__ = ["SqliteProjectionReads", "SqliteProjectionWrites"]
 _AT = "from_seq <= ?1 AND (to_seq IS NULL OR to_seq > ?1)"
 
 
-def _versions(policies: str, exemptions: str, at: str = _AT) -> str:
-    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions."""
+def _versions(policies: str, exemptions: str, at: str = _AT, *, disclosed: bool = False) -> str:
+    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions;
+    ``disclosed``: each row followed by the disclosure of its sealed covered devices, if held."""
+    devices = ", (SELECT disclosure FROM disclosures WHERE digest = devices_sd)" if disclosed else ""
     return (
-        "SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
-        f" WHERE {at} AND {policies}"
-        " UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd FROM exemption_versions"
+        f"SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd{', NULL' if disclosed else ''}"
+        f" FROM policy_versions WHERE {at} AND {policies}"
+        f" UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd{devices} FROM exemption_versions"
         f" WHERE {at} AND {exemptions}"
     )
 
@@ -38,15 +40,18 @@ _EXEMPTION = _versions(
     "policy_id IN (SELECT policy_id FROM exemption_versions WHERE exemption_id = ?2)", "exemption_id = ?2"
 )
 # The policies banning an app for an organisation, and the exemptions of one account there:
-# everything projections.decide_access can use to answer for them, and nothing more.
+# everything projections.decide_access can use to answer for them, and nothing more; with
+# the covered devices' disclosures, so that a decision is one read.
 _DECISION = _versions(
     "app_key = ?2 AND EXISTS (SELECT 1 FROM json_each(organisation_keys) WHERE value IN ('*', ?3))",
     "account_key = ?4 AND organisation_key = ?3",
+    disclosed=True,
 )
 _DECISION_NOW = _versions(  # the same, for now: the partial indexes of current versions serve it
     "app_key = ?1 AND EXISTS (SELECT 1 FROM json_each(organisation_keys) WHERE value IN ('*', ?2))",
     "account_key = ?3 AND organisation_key = ?2",
     at="to_seq IS NULL",
+    disclosed=True,
 )
 _OPEN = _versions(
     "policy_id IN (SELECT value FROM json_each(?1))",
@@ -143,11 +148,12 @@ class SqliteProjectionReads:
             return version_set(await self._read(_EXEMPTION, (seq, exemption_id)))
         return version_set(await self._read(_ALL, (seq,)))
 
-    async def decision_versions(self, seq: int, *, app: str, organisation: str, account: str | None) -> VersionSet:
+    async def decision_versions(
+        self, seq: int, *, app: str, organisation: str, account: str | None
+    ) -> tuple[VersionSet, dict[str, bytes]]:
         keys = (name_key(app), name_key(organisation), None if account is None else name_key(account))
-        if seq == FOREVER:
-            return version_set(await self._read(_DECISION_NOW, keys))
-        return version_set(await self._read(_DECISION, (seq, *keys)))
+        rows = await (self._read(_DECISION_NOW, keys) if seq == FOREVER else self._read(_DECISION, (seq, *keys)))
+        return version_set(r[:5] for r in rows), {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
 
     async def all_versions(self) -> VersionSet:
         return version_set(await self._read(_EVERY))

@@ -16,6 +16,7 @@ from ledger.seed import POLICY_ID, RESEARCH_ID, UKGOV_ID, story
 from ledger.signing import Signer
 from ledger.states import exemption_stream
 from ledger.verify import TrustedKey
+from ledger.versions import FOREVER
 from tests.domain.commands import at
 from tests.domain.conftest import Ledger
 
@@ -114,3 +115,13 @@ async def test_erasing_the_covered_devices_leaves_the_log_verifying_and_shows_th
     decision = await ukgov_handset(told, at=at("2025-03-01"))
     assert decision.verdict == "prohibited"  # no device can be matched to the exemption any more
     assert f"the covered devices of exemption {UKGOV_ID} were erased from the ledger" in decision.reasons[0]
+
+
+async def test_a_decision_reads_the_covered_devices_with_the_versions_until_they_are_erased(told: Ledger) -> None:
+    digest = (await told.service.history(UKGOV))[0]["data"]["devices"]["_sd"]
+    ask = {"app": "TikTok", "organisation": "cabinet-office", "account": "ukgov"}
+    versions, disclosed = await told.store.decision_versions(FOREVER, **ask)
+    assert [v.devices_sd for v in versions.exemptions] == [digest]
+    assert disclosed == await told.store.disclosures([digest])
+    await told.store.erase_disclosure(digest)
+    assert (await told.store.decision_versions(FOREVER, **ask))[1] == {}
