@@ -29,8 +29,9 @@ DEFAULT_PAGE = 100
 
 @routes.get("/v1/policies")
 async def list_policies(request: web.Request) -> web.Response:
-    found = await request.app[SERVICE].policies(**_when(request))
-    return render(_page(request, found, "policies", key="policy_id"))
+    limit, after = _paging(request)
+    found = await request.app[SERVICE].policies(**_when(request), after=after, limit=limit + 1)
+    return render(_page(found, limit, "policies", key="policy_id"))
 
 
 @routes.get("/v1/policies/{policy_id}")
@@ -57,8 +58,10 @@ async def _history(request: web.Request, stream: str) -> web.Response:
 
 @routes.get("/v1/exemptions")
 async def list_exemptions(request: web.Request) -> web.Response:
-    found = await request.app[SERVICE].exemptions(policy_id=request.query.get("policy_id"), **_when(request))
-    return render(_page(request, found, "exemptions", key="exemption_id"))
+    limit, after = _paging(request)
+    policy_id = request.query.get("policy_id")
+    found = await request.app[SERVICE].exemptions(policy_id=policy_id, **_when(request), after=after, limit=limit + 1)
+    return render(_page(found, limit, "exemptions", key="exemption_id"))
 
 
 @routes.get("/v1/exemptions/{exemption_id}")
@@ -91,13 +94,16 @@ def _when(request: web.Request) -> dict[str, Any]:
     return {"at": request.query.get("at"), "as_of": request.query.get("as_of"), "role": request[PRINCIPAL].role}
 
 
-def _page(request: web.Request, items: Sequence[Any], name: str, *, key: str) -> dict[str, Any]:
-    """One page of ``items`` (sorted by ``key``): those after ``cursor``, at most ``limit``."""
-    limit = query(request, "limit", minimum=1, maximum=MAX_LIMIT) or DEFAULT_PAGE
-    cursor = request.query.get("cursor")
-    rest = [i for i in items if cursor is None or getattr(i, key) > cursor]
-    page = rest[:limit]
-    return {name: [to_json(i) for i in page], "next": getattr(page[-1], key) if len(rest) > limit else None}
+def _paging(request: web.Request) -> tuple[int, str]:
+    """The page asked for: its ``limit``, and the id its items come after (``cursor``)."""
+    return query(request, "limit", minimum=1, maximum=MAX_LIMIT) or DEFAULT_PAGE, request.query.get("cursor", "")
+
+
+def _page(found: Sequence[Any], limit: int, name: str, *, key: str) -> dict[str, Any]:
+    """One page: the first ``limit`` of ``found`` (sorted by ``key``), and the cursor of the
+    next page if ``found`` holds more."""
+    page = found[:limit]
+    return {name: [to_json(i) for i in page], "next": getattr(page[-1], key) if len(found) > limit else None}
 
 
 def to_json(value: Any) -> Any:

@@ -152,14 +152,21 @@ class ExemptionSummary:
 
 def policies(view: LedgerView, at: datetime) -> tuple[PolicySummary, ...]:
     """Every policy, by id, with its status and active exemption count at ``at``."""
-    return tuple(policy(view, policy_id, at) for policy_id in sorted(view.policies))
+    under: dict[str, list[ExemptionState]] = {}
+    for exemption in view.exemptions.values():
+        under.setdefault(exemption.policy_id, []).append(exemption)
+    return tuple(_summary(view.policies[i], under.get(i, []), at) for i in sorted(view.policies))
 
 
 def policy(view: LedgerView, policy_id: str, at: datetime) -> PolicySummary:
     state = view.policies.get(policy_id)
     if state is None:
         raise NotFound(f"no policy {policy_id} has been issued")
-    active = sum(1 for e in _exemptions_under(view, policy_id) if exemption_status(e, state, at) == "active")
+    return _summary(state, _exemptions_under(view, policy_id), at)
+
+
+def _summary(state: PolicyState, exemptions: Iterable[ExemptionState], at: datetime) -> PolicySummary:
+    active = sum(1 for e in exemptions if exemption_status(e, state, at) == "active")
     return PolicySummary(
         state.policy_id,
         state.app,

@@ -236,10 +236,18 @@ class LedgerService:
         )  # fmt: skip
 
     async def policies(
-        self, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None
+        self,
+        *,
+        at: datetime | str | None = None,
+        as_of: AsOf = None,
+        role: str | None = None,
+        after: str = "",
+        limit: int | None = None,
     ) -> tuple[PolicySummary, ...]:
+        """The policies, by id: the first ``limit`` (None: all) whose ids sort after ``after``."""
         standing = await self._standing(as_of)
-        view = await self._view(standing, role)
+        versions = await self._store.policy_page(standing.seq, after=after, limit=limit)
+        view = view_of(await self._revealed(versions, role), standing.size)
         return projections.policies(view, self._at(at, standing))
 
     async def policy(
@@ -256,9 +264,14 @@ class LedgerService:
         at: datetime | str | None = None,
         as_of: AsOf = None,
         role: str | None = None,
+        after: str = "",
+        limit: int | None = None,
     ) -> tuple[ExemptionSummary, ...]:
+        """The exemptions (under ``policy_id``, if given), by id: the first ``limit`` (None: all)
+        whose ids sort after ``after``."""
         standing = await self._standing(as_of)
-        view = await self._view(standing, role, policy_id=policy_id)
+        versions = await self._store.exemption_page(standing.seq, after=after, limit=limit, policy_id=policy_id)
+        view = view_of(await self._revealed(versions, role), standing.size)
         return projections.exemptions(view, self._at(at, standing), policy_id)
 
     async def exemption(

@@ -192,6 +192,18 @@ class Store(Protocol):
         exemption's and its policy's."""
         ...
 
+    async def policy_page(self, seq: int, *, after: str = "", limit: int | None = None) -> VersionSet:
+        """The first ``limit`` (None: all) policies standing at ``seq`` whose ids sort after
+        ``after`` (by their bytes), and the exemptions under them."""
+        ...
+
+    async def exemption_page(
+        self, seq: int, *, after: str = "", limit: int | None = None, policy_id: str | None = None
+    ) -> VersionSet:
+        """The first ``limit`` (None: all) exemptions standing at ``seq`` (under ``policy_id``, if
+        given) whose ids sort after ``after`` (by their bytes), and the policies they are under."""
+        ...
+
     async def decision_versions(
         self, seq: int, *, app: str, organisation: str, account: str | None
     ) -> tuple[VersionSet, dict[str, bytes]]:

@@ -17,45 +17,30 @@ import asyncpg
 from ledger.errors import Unavailable
 from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
 from ledger.store.postgres_notices import CHANNEL, LOG_SCHEMA
+from ledger.store.version_queries import at_seq, queries, versions
 from ledger.versions import FOREVER, VersionSet, name_key
 
 __all__ = ["NOTIFY", "PostgresProjectionReads", "PostgresProjectionWrites"]
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
-_AT = "from_seq <= $1 AND (to_seq IS NULL OR to_seq > $1)"
-
-
-def _versions(policies: str, exemptions: str, at: str = _AT, *, disclosed: bool = False) -> str:
-    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions;
-    ``disclosed``: each row followed by the disclosure of its sealed covered devices, if held."""
-    devices = ", (SELECT disclosure FROM disclosures WHERE digest = devices_sd)" if disclosed else ""
-    return (
-        f"SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd{', NULL::bytea' if disclosed else ''}"
-        f" FROM policy_versions WHERE {at} AND {policies}"
-        f" UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd{devices} FROM exemption_versions"
-        f" WHERE {at} AND {exemptions}"
-    )
-
-
-_ALL = _versions("TRUE", "TRUE")
-_POLICY = _versions("policy_id = $2", "policy_id = $2")
-_EXEMPTION = _versions(
-    "policy_id IN (SELECT policy_id FROM exemption_versions WHERE exemption_id = $2)", "exemption_id = $2"
-)
+_READS = queries("$")
 # The policies banning an app for an organisation, and the exemptions of one account there:
 # everything projections.decide_access can use to answer for them, and nothing more.
 # With the covered devices' disclosures, so that a decision is one round trip.
-_DECISION = _versions(
-    "app_key = $2 AND organisation_keys && $3::text[]", "account_key = $4 AND organisation_key = $5", disclosed=True
+_DECISION = versions(
+    "app_key = $2 AND organisation_keys && $3::text[]",
+    "account_key = $4 AND organisation_key = $5",
+    at=at_seq("$"),
+    disclosed=True,
 )
-_DECISION_NOW = _versions(  # the same, for now: the partial indexes of current versions serve it
+_DECISION_NOW = versions(  # the same, for now: the partial indexes of current versions serve it
     "app_key = $1 AND organisation_keys && $2::text[]",
     "account_key = $3 AND organisation_key = $4",
     at="to_seq IS NULL",
     disclosed=True,
 )
-_OPEN = _versions("policy_id = ANY($1::text[])", "exemption_id = ANY($2::text[])", at="to_seq IS NULL")
+_OPEN = versions("policy_id = ANY($1::text[])", "exemption_id = ANY($2::text[])", at="to_seq IS NULL")
 _EVERY = (
     "SELECT kind, from_seq, to_seq, state, devices_sd FROM ("
     " SELECT 'p' AS kind, policy_id AS id, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
@@ -197,10 +182,20 @@ class PostgresProjectionReads:
         self, seq: int, *, policy_id: str | None = None, exemption_id: str | None = None
     ) -> VersionSet:
         if policy_id is not None:
-            return version_set(_rows(await self._fetch(_POLICY, seq, policy_id)))
+            return version_set(_rows(await self._fetch(_READS.policy, seq, policy_id)))
         if exemption_id is not None:
-            return version_set(_rows(await self._fetch(_EXEMPTION, seq, exemption_id)))
-        return version_set(_rows(await self._fetch(_ALL, seq)))
+            return version_set(_rows(await self._fetch(_READS.exemption, seq, exemption_id)))
+        return version_set(_rows(await self._fetch(_READS.every, seq)))
+
+    async def policy_page(self, seq: int, *, after: str = "", limit: int | None = None) -> VersionSet:
+        return version_set(_rows(await self._fetch(_READS.policies_page, seq, after, limit)))
+
+    async def exemption_page(
+        self, seq: int, *, after: str = "", limit: int | None = None, policy_id: str | None = None
+    ) -> VersionSet:
+        if policy_id is None:
+            return version_set(_rows(await self._fetch(_READS.exemptions_page, seq, after, limit)))
+        return version_set(_rows(await self._fetch(_READS.exemptions_page_under, seq, after, limit, policy_id)))
 
     async def decision_versions(
         self, seq: int, *, app: str, organisation: str, account: str | None

@@ -74,3 +74,40 @@ async def test_auditors_see_covered_devices_in_exemption_summaries(recorded: Led
     public = await recorded.service.exemption("E-1", at=at("2025-03-01"))
     audited = await recorded.service.exemption("E-1", at=at("2025-03-01"), role="auditor")
     assert (public.devices_withheld, audited.devices_withheld) == (True, False)
+
+
+@pytest.fixture
+async def shelved(ledger: Ledger) -> Ledger:
+    """Policies and exemptions whose ids sort differently by bytes than by letters."""
+    for policy_id in ("P-b", "P-A", "P-a", "P-B"):
+        await ledger.service.execute(IssuePolicy(policy_id, ban(app=policy_id)), "officer", "policy-officer")
+    for exemption_id, policy_id in (("E-b", "P-a"), ("E-A", "P-a"), ("E-a", "P-B"), ("E-B", "P-a")):
+        command = GrantExemption(exemption_id, policy_id, grant())
+        await ledger.service.execute(command, "officer", "security-officer")
+    return ledger
+
+
+async def test_policies_are_read_a_page_at_a_time_after_a_cursor_in_byte_order(shelved: Ledger) -> None:
+    first = await shelved.service.policies(limit=2, at=at("2025-03-01"))
+    rest = await shelved.service.policies(after=first[-1].policy_id, limit=10, at=at("2025-03-01"))
+    assert [p.policy_id for p in first + rest] == ["P-A", "P-B", "P-a", "P-b"]
+    assert [p.active_exemptions for p in first + rest] == [0, 1, 3, 0]
+
+
+async def test_exemptions_under_a_policy_are_read_a_page_at_a_time(shelved: Ledger) -> None:
+    first = await shelved.service.exemptions(policy_id="P-a", limit=1)
+    rest = await shelved.service.exemptions(policy_id="P-a", after="E-A", limit=10)
+    assert [e.exemption_id for e in first + rest] == ["E-A", "E-B", "E-b"]
+
+
+async def test_a_page_of_exemptions_carries_the_status_their_policies_give_them(shelved: Ledger) -> None:
+    page = await shelved.service.exemptions(after="E-A", limit=2, at=at("2025-03-01"))
+    assert [(e.exemption_id, e.policy_id, e.status) for e in page] == [
+        ("E-B", "P-a", "active"),
+        ("E-a", "P-B", "active"),
+    ]
+
+
+async def test_a_page_as_of_a_seq_holds_only_what_stood_then(shelved: Ledger) -> None:
+    assert [p.policy_id for p in await shelved.service.policies(as_of=1, limit=10)] == ["P-A", "P-b"]
+    assert [e.exemption_id for e in await shelved.service.exemptions(as_of=5, after="E-A", limit=10)] == ["E-b"]

@@ -1,0 +1,69 @@
+"""The SQL both backends read the stored versions with, each in its own parameter marks.
+
+PostgreSQL numbers its parameters $1, $2, ...; SQLite takes ?1, ?2, ... as well, so each
+query is written once with ``mark`` ("$" or "?") before the numbers. Parameter 1 is the
+seq the versions must stand at (``FOREVER``: the current ones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Queries", "at_seq", "queries", "versions"]
+
+
+def at_seq(mark: str) -> str:
+    """The versions standing at the seq given as parameter 1."""
+    return f"from_seq <= {mark}1 AND (to_seq IS NULL OR to_seq > {mark}1)"
+
+
+def versions(policies: str, exemptions: str, *, at: str, disclosed: bool = False) -> str:
+    """Policy then exemption versions, as ``VersionRow``s, that match the two conditions;
+    ``disclosed``: each row followed by the disclosure of its sealed covered devices, if held."""
+    devices = ", (SELECT disclosure FROM disclosures WHERE digest = devices_sd)" if disclosed else ""
+    return (
+        f"SELECT 'p' AS kind, from_seq, to_seq, state, NULL AS devices_sd{', NULL' if disclosed else ''}"
+        f" FROM policy_versions WHERE {at} AND {policies}"
+        f" UNION ALL SELECT 'e', from_seq, to_seq, state, devices_sd{devices} FROM exemption_versions"
+        f" WHERE {at} AND {exemptions}"
+    )
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The reads both backends share. A page holds the ids after parameter 2, at most
+    parameter 3 of them (a limit of NULL in PostgreSQL, -1 in SQLite, is none)."""
+
+    every: str  # every version standing
+    policy: str  # policy parameter 2, and the exemptions under it
+    exemption: str  # exemption parameter 2, and the policy it is under
+    policies_page: str  # with the exemptions under them, to count the active ones
+    exemptions_page: str  # with the policies they are under, which give them their status
+    exemptions_page_under: str  # the same, only those under the policy of parameter 4
+
+
+def queries(mark: str) -> Queries:
+    at, in_page = at_seq(mark), "{} IN (SELECT {} FROM page)".format
+    policies_page = (
+        f"WITH page AS (SELECT policy_id FROM policy_versions WHERE {at} AND policy_id > {mark}2"
+        f" ORDER BY policy_id LIMIT {mark}3) "
+        + versions(in_page("policy_id", "policy_id"), in_page("policy_id", "policy_id"), at=at)
+    )
+    exemptions_page, exemptions_page_under = (
+        f"WITH page AS (SELECT exemption_id, policy_id FROM exemption_versions WHERE {at}"
+        f" AND exemption_id > {mark}2{under} ORDER BY exemption_id LIMIT {mark}3) "
+        + versions(in_page("policy_id", "policy_id"), in_page("exemption_id", "exemption_id"), at=at)
+        for under in ("", f" AND policy_id = {mark}4")
+    )
+    return Queries(
+        every=versions("1 = 1", "1 = 1", at=at),
+        policy=versions(f"policy_id = {mark}2", f"policy_id = {mark}2", at=at),
+        exemption=versions(
+            f"policy_id IN (SELECT policy_id FROM exemption_versions WHERE exemption_id = {mark}2)",
+            f"exemption_id = {mark}2",
+            at=at,
+        ),
+        policies_page=policies_page,
+        exemptions_page=exemptions_page,
+        exemptions_page_under=exemptions_page_under,
+    )
