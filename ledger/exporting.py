@@ -43,7 +43,7 @@ async def export(
     note, checkpoint = await _checkpoint(store)
     if selection.kind == "log":
         _check_size(checkpoint.size, max_events)
-    rows = [row for row in await _select(store, selection, checkpoint.size) if row.seq < checkpoint.size]
+    rows = [row for row in await _select(store, selection, checkpoint.size, max_events) if row.seq < checkpoint.size]
     _check_size(len(rows), max_events)
     events = [decode_leaf(row.leaf, row.seq) for row in rows]
     streams = Counter(str(event["stream"]) for event in events)
@@ -65,10 +65,11 @@ async def export(
     )
 
 
-def _check_size(events: int, max_events: int | None) -> None:
+def _check_size(events: int, max_events: int | None, *, at_least: bool = False) -> None:
     if max_events is not None and events > max_events:
         raise ExportTooLarge(
-            f"the selection holds {events:,} events, more than the {max_events:,} an export over HTTP may hold; "
+            f"the selection holds {'at least ' if at_least else ''}{events:,} events, "
+            f"more than the {max_events:,} an export over HTTP may hold; "
             "narrow it (one policy, a shorter time range) or export with the policy-ledger command line"
         )
 
@@ -102,7 +103,7 @@ async def _checkpoint(store: Store) -> tuple[bytes, Checkpoint]:
     return note, Checkpoint.from_body(parse_note(note).text)
 
 
-async def _select(store: Store, selection: Selection, size: int) -> list[LeafRow]:
+async def _select(store: Store, selection: Selection, size: int, max_events: int | None) -> list[LeafRow]:
     if selection.kind == "log":
         return await store.read_leaves(0, size)
     if selection.kind == "policy":
@@ -113,6 +114,7 @@ async def _select(store: Store, selection: Selection, size: int) -> list[LeafRow
     tick = timedelta(microseconds=1)
     first = await store.seq_at(selection.start - tick) + 1 if selection.start > _DAWN else 0
     last = await store.seq_at(selection.end - tick)
+    _check_size(min(last + 1, size) - first, max_events, at_least=True)  # refused before the streams are read
     touched = {decode_leaf(r.leaf, r.seq)["stream"] for r in await store.read_leaves(first, min(last + 1, size))}
     return await store.stream_leaves(*sorted(touched))
 

@@ -113,6 +113,14 @@ async def test_an_export_beyond_its_limit_is_refused_before_it_is_built(told: Le
         await export_policy_limited(told, signer, 5)
 
 
+async def test_a_time_range_beyond_the_limit_is_refused_before_its_streams_are_read(
+    told: Ledger, signer: Signer
+) -> None:
+    selection = Selection("range", start=EXPORTED_AT.replace(year=2020), end=EXPORTED_AT.replace(year=2030))
+    with pytest.raises(ExportTooLarge, match="holds at least 6 events, more than the 5"):
+        await exporting.export(told.store, signer, selection, (), FOI_OFFICER, EXPORTED_AT, max_events=5)
+
+
 async def export_policy_limited(told: Ledger, signer: Signer, limit: int) -> dict[str, Any]:
     selection = Selection("policy", POLICY_ID)
     return await exporting.export(told.store, signer, selection, (), FOI_OFFICER, EXPORTED_AT, max_events=limit)
