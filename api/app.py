@@ -22,11 +22,12 @@ from ledger.config import Config, load_signer
 from ledger.errors import InvalidInput
 from ledger.projector import VersionProjector
 from ledger.proofs import NodeCache, ReadNodes
-from ledger.read_cache import Commits, LogStamps, ReadCache
+from ledger.read_cache import Commits, LogStamps, ReadCache, TokenStamps
 from ledger.service import LedgerService
 from ledger.signing import Signer
 from ledger.store import Store, open_store
 from ledger.store.base import AppendWatch
+from ledger.tokens import TokenRecord
 from ledger.writer import Writer
 
 __all__ = ["MAX_BODY_BYTES", "create_app", "log_signer"]
@@ -62,7 +63,11 @@ def _expecting(routes: web.RouteTableDef) -> list[web.AbstractRouteDef]:
 
 
 def _attach(app: web.Application, store: Store, writer: Writer, watch: AppendWatch | None = None) -> None:
-    app[STORE], app[WRITER], app[TOKENS] = store, writer, store.find_token
+    tokens: ReadCache[str, TokenRecord | None] = ReadCache(
+        app[CONFIG].read_cache, None if watch is None else TokenStamps(watch)
+    )
+    app[STORE], app[WRITER] = store, writer
+    app[TOKENS] = lambda hash_: tokens.read(hash_, lambda: store.find_token(hash_))
     nodes: ReadNodes = NodeCache(store.read_nodes)
     app[NODES] = nodes
     stamps = None if watch is None else LogStamps(app[COMMITS], watch)

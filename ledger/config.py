@@ -26,7 +26,7 @@ class Config:
     log_level: str = "info"
     db_pool_size: int = 20  # PostgreSQL connections the service may hold (per worker)
     workers: int = 1  # serving processes sharing the port, each with its own writer and pool
-    read_cache: int = 10_000  # decision questions whose reads each worker remembers (0: no reads remembered)
+    read_cache: int = 10_000  # decision questions (and tokens) whose reads each worker remembers (0: none)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:

@@ -15,7 +15,9 @@ log stands where it stood when it was read, which :class:`LogStamps` tells from 
   While the watch is not listening, nothing is remembered or served from memory.
 
 The stamp is taken before the database is read, so an append that lands during the read
-leaves an entry that is never used. No I/O here beyond the ``load`` a caller hands in.
+leaves an entry that is never used. The tokens looked up by bearer are remembered the same
+way, by :class:`TokenStamps`: while no token has been created or revoked, as the watch
+hears from the database. No I/O here beyond the ``load`` a caller hands in.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import ctypes
 import mmap
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ledger.store.base import AppendWatch
 
-__all__ = ["Commits", "LogStamps", "ReadCache"]
+__all__ = ["Commits", "LogStamps", "ReadCache", "Stamps", "TokenStamps"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -62,6 +64,12 @@ class Commits:
         return sum(self._slots)
 
 
+class Stamps(Protocol):
+    def now(self) -> Stamp | None:
+        """A value that differs once what is remembered may be stale; None when that cannot be told."""
+        ...
+
+
 class LogStamps:
     """Where the log stands, as far as this process can tell."""
 
@@ -75,10 +83,22 @@ class LogStamps:
         return None if heard is None else (heard, self._commits.total)
 
 
+class TokenStamps:
+    """Where the tokens stand: changed only by the command line, so heard of like an append
+    made by another process."""
+
+    def __init__(self, watch: AppendWatch) -> None:
+        self._watch = watch
+
+    def now(self) -> Stamp | None:
+        heard = self._watch.tokens_heard
+        return None if heard is None else (heard, 0)
+
+
 class ReadCache(Generic[K, V]):
     """Up to ``size`` reads (the least recently used go first); every read is fresh without ``stamps``."""
 
-    def __init__(self, size: int, stamps: LogStamps | None) -> None:
+    def __init__(self, size: int, stamps: Stamps | None) -> None:
         self._size = size
         self._stamps = stamps
         self._entries: OrderedDict[K, tuple[Stamp, V]] = OrderedDict()

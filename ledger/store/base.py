@@ -124,6 +124,11 @@ class AppendWatch(Protocol):
         while appends cannot be heard, so that nothing read from the store counts as current."""
         ...
 
+    @property
+    def tokens_heard(self) -> int | None:
+        """The same for the tokens: moves on whenever one may have been created or revoked."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -2,10 +2,11 @@
 
 Migration 0006 has every statement that inserts events or checkpoints notify channel
 ``policy_ledger_appends`` with its schema; PostgreSQL delivers the notice at commit.
+Migration 0008 does the same for changes to the tokens, on ``policy_ledger_tokens``.
 :class:`AppendNotices` listens on a connection of its own and counts the notices for its
-schema. While that connection is lost, :attr:`AppendNotices.heard` is None (nothing can
-be trusted to be current); the count moves on once it listens again, since appends made
-in between were not heard. A query every ``heartbeat_seconds``, given as long again to
+schema, of each kind. While that connection is lost, both counts are None (nothing can
+be trusted to be current); they move on once it listens again, since changes made in
+between were not heard. A query every ``heartbeat_seconds``, given as long again to
 answer, finds a connection that has gone quiet without closing (a half-open socket).
 """
 
@@ -18,11 +19,12 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-__all__ = ["CHANNEL", "LOG_SCHEMA", "AppendNotices"]
+__all__ = ["CHANNEL", "LOG_SCHEMA", "TOKENS_CHANNEL", "AppendNotices"]
 
 log = structlog.get_logger("ledger")
 
 CHANNEL = "policy_ledger_appends"
+TOKENS_CHANNEL = "policy_ledger_tokens"
 LOG_SCHEMA = (  # the schema of the log's events table, as triggers name it (TG_TABLE_SCHEMA)
     "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = 'events'::regclass"
 )
@@ -33,7 +35,8 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
 
 class AppendNotices:
-    """A count of the appends heard of on one log (None while not listening)."""
+    """Counts of the appends, and of the changes to tokens, heard of on one log (None while
+    not listening)."""
 
     def __init__(
         self, connect: Connect, *, retry_seconds: float = RETRY_SECONDS, heartbeat_seconds: float = HEARTBEAT_SECONDS
@@ -42,6 +45,7 @@ class AppendNotices:
         self._retry_seconds = retry_seconds
         self._heartbeat_seconds = heartbeat_seconds
         self._count = 0
+        self._token_changes = 0
         self._listening = False
         self._lost = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -49,6 +53,10 @@ class AppendNotices:
     @property
     def heard(self) -> int | None:
         return self._count if self._listening else None
+
+    @property
+    def tokens_heard(self) -> int | None:
+        return self._token_changes if self._listening else None
 
     async def start(self) -> None:
         """Listen (raising if the database cannot be reached now); keep listening until closed."""
@@ -69,16 +77,22 @@ class AppendNotices:
             self._lost.clear()
             conn.add_termination_listener(lambda _: self._lose())
             await conn.add_listener(CHANNEL, lambda *notice: self._notified(schema, notice[3]))
+            await conn.add_listener(TOKENS_CHANNEL, lambda *notice: self._tokens_changed(schema, notice[3]))
         except BaseException:
             conn.terminate()
             raise
-        self._count += 1  # whatever was appended while not listening went unheard
+        self._count += 1  # whatever was appended (or changed) while not listening went unheard
+        self._token_changes += 1
         self._listening = True
         return conn
 
     def _notified(self, schema: str, payload: str) -> None:
         if payload == schema:
             self._count += 1
+
+    def _tokens_changed(self, schema: str, payload: str) -> None:
+        if payload == schema:
+            self._token_changes += 1
 
     def _lose(self) -> None:
         self._listening = False

@@ -210,3 +210,38 @@ async def test_every_worker_answers_after_a_write_with_the_write(tmp_path: Path,
 
 def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_a_token_revoked_by_the_command_line_is_refused_by_every_worker(
+    tmp_path: Path, database_url: str
+) -> None:
+    server, env = started(tmp_path, database_url, workers=2)
+    try:
+        secret = await asyncio.to_thread(officer_token, env, tmp_path)
+        [token_id] = re.findall(r"^(\w+)\s", await asyncio.to_thread(cli, env, tmp_path, "tokens", "list"), re.M)
+        assert await statuses(server.url, secret, 16) == {200}  # remembered by the workers that answered
+        await asyncio.to_thread(cli, env, tmp_path, "tokens", "revoke", token_id)
+        for _ in range(200):  # the workers hear of it within moments of the command's commit
+            if await statuses(server.url, secret, 1) == {401}:
+                break
+            await asyncio.sleep(0.01)
+        assert await statuses(server.url, secret, 24) == {401}
+    finally:
+        assert server.stop() == 0
+
+
+def cli(env: dict[str, str], tmp_path: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "ledger", *args], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout
+
+
+async def statuses(url: str, secret: str, count: int) -> set[int]:
+    """The statuses of ``count`` reads with the token, each over a new connection (any worker)."""
+
+    async def one() -> int:
+        auth = {"Authorization": f"Bearer {secret}"}
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/v1/policies", headers=auth) as response:
+            return response.status
+
+    return set(await asyncio.gather(*(one() for _ in range(count))))

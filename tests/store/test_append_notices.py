@@ -14,6 +14,7 @@ import pytest
 
 from ledger.store.postgres_notices import AppendNotices
 from ledger.store.sqlite import SqliteStore
+from ledger.tokens import TokenRecord
 from tests.backends import Backend, postgres_backend
 
 NO_ROWS = "INSERT INTO events SELECT * FROM events WHERE false"  # a statement that appends, for its notice
@@ -44,9 +45,10 @@ async def notices(pg: Backend, listener: str) -> AsyncIterator[AppendNotices]:
     await watch.close()
 
 
-async def moved_on(notices: AppendNotices, before: int | None, seconds: float = 5.0) -> bool:
+async def moved_on(notices: AppendNotices, before: int | None, seconds: float = 5.0, count: str = "heard") -> bool:
     for _ in range(int(seconds / 0.01)):
-        if notices.heard is not None and notices.heard != before:
+        now = getattr(notices, count)
+        if now is not None and now != before:
             return True
         await asyncio.sleep(0.01)
     return False
@@ -76,6 +78,25 @@ async def test_an_append_rolled_back_is_not_heard(pg: Backend, notices: AppendNo
     finally:
         await conn.close()
     assert not await moved_on(notices, before, seconds=0.3)
+
+
+async def test_a_token_created_or_revoked_by_another_connection_is_heard_as_a_token_change(
+    pg: Backend, notices: AppendNotices
+) -> None:
+    appends, before = notices.heard, notices.tokens_heard
+    await pg.store.add_token(TokenRecord("t1", "post-1", "auditor", "hash-1", created_at=""))
+    assert await moved_on(notices, before, count="tokens_heard")
+    before = notices.tokens_heard
+    assert await pg.store.revoke_token("t1")
+    assert await moved_on(notices, before, count="tokens_heard")
+    assert notices.heard == appends  # not an append: remembered decisions stand
+
+
+async def test_an_append_is_not_heard_as_a_token_change(pg: Backend, notices: AppendNotices) -> None:
+    appends, before = notices.heard, notices.tokens_heard
+    await pg.execute(NO_ROWS)
+    assert await moved_on(notices, appends)
+    assert notices.tokens_heard == before
 
 
 async def test_appends_to_a_log_in_another_schema_are_not_counted(postgres_url: str, notices: AppendNotices) -> None:

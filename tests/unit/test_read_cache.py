@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from ledger.read_cache import Commits, LogStamps, ReadCache
+from ledger.read_cache import Commits, LogStamps, ReadCache, TokenStamps
 
 KEY = ("TikTok", "cabinet-office", "ukgov")
 
@@ -18,9 +18,10 @@ class Heard:
     """An append watch whose count the test sets (None: not listening)."""
 
     heard: int | None = 0
+    tokens_heard: int | None = 0
 
     async def close(self) -> None:
-        self.heard = None
+        self.heard = self.tokens_heard = None
 
 
 class Reads:
@@ -87,6 +88,21 @@ async def test_the_least_recently_used_read_goes_first() -> None:
     await remembered.read("first", first)  # first is now the more recent
     await remembered.read("third", third)
     assert (await remembered.read("first", first), await remembered.read("second", second)) == (1, 2)
+
+
+async def test_a_token_is_remembered_until_a_token_change_is_heard_whatever_is_appended() -> None:
+    reads, watch = Reads(), Heard(3, 7)
+    tokens = ReadCache[object, int](10, TokenStamps(watch))
+    await tokens.read("hash", reads)
+    watch.heard = 4
+    assert await tokens.read("hash", reads) == 1
+    watch.tokens_heard = 8
+    assert await tokens.read("hash", reads) == 2
+
+
+async def test_no_token_is_remembered_while_token_changes_cannot_be_heard() -> None:
+    reads, tokens = Reads(), ReadCache[object, int](10, TokenStamps(Heard(3, None)))
+    assert [await tokens.read("hash", reads) for _ in range(2)] == [1, 2]
 
 
 def test_commits_counted_in_a_forked_worker_are_seen_by_the_first_process() -> None:

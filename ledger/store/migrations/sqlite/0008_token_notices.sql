@@ -1,0 +1,2 @@
+-- On PostgreSQL this migration makes token changes notify listeners (see postgres/0008).
+-- SQLite has no notices, so a service on SQLite remembers no tokens: nothing to change here.
