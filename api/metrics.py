@@ -7,6 +7,7 @@ answers it, adds up all of them (prometheus_client's multiprocess mode).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.keys import METRICS, WRITER
+from api.problems import CLIENT_CLOSED
 
 __all__ = ["Metrics", "metrics_middleware", "routes", "share_between_processes"]
 
@@ -82,6 +84,9 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
         status = response.status
         return response
+    except asyncio.CancelledError:  # not a failure of the service: nobody was answered
+        status = CLIENT_CLOSED
+        raise
     finally:
         metrics, route = request.app[METRICS], _route(request)
         metrics.requests.labels(request.method, route, str(status)).inc()

@@ -12,6 +12,7 @@ Two middlewares, outermost first:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -153,6 +154,9 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
         except web.HTTPException as e:  # only the non-errors (e.g. redirects) get past `problems`
             status = e.status
             e.headers[REQUEST_ID_HEADER] = request_id
+            raise
+        except asyncio.CancelledError:  # the client left, or the service stops: nobody is answered
+            status = CLIENT_CLOSED  # (an append it made may still be recorded: retry with its Idempotency-Key)
             raise
         finally:
             ms = round((time.perf_counter() - started) * 1000, 2)

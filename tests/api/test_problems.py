@@ -6,6 +6,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import structlog
 from aiohttp import web
@@ -27,10 +28,15 @@ async def echo_size(request: web.Request) -> web.Response:
     return web.json_response({"bytes": len(await request.read())})
 
 
+async def cancelled(request: web.Request) -> web.Response:
+    raise asyncio.CancelledError  # as when the client leaves (with handler cancellation) or the service stops
+
+
 @pytest.fixture
 async def client(app: web.Application) -> AsyncIterator[Client]:
-    """The application with two extra routes: one that crashes, one that reads a body."""
+    """The application with extra routes: one that crashes, one cancelled, one that reads a body."""
     app.router.add_get("/test/crash", crash)
+    app.router.add_get("/test/cancelled", cancelled)
     app.router.add_post("/test/echo", echo_size)
     async with TestClient(TestServer(app)) as client:
         yield client
@@ -131,6 +137,16 @@ async def test_logs_inside_a_request_carry_its_request_id(client: Client) -> Non
     with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
         await client.get("/test/crash", headers={"X-Request-ID": "req-2"})
     assert {e["event"]: e["request_id"] for e in logs} == {"unhandled_error": "req-2", "request": "req-2"}
+
+
+async def test_a_request_cancelled_before_it_is_answered_is_logged_and_counted_as_client_closed(
+    client: Client,
+) -> None:
+    with capture_logs() as logs, pytest.raises(aiohttp.ClientError):
+        await client.get("/test/cancelled")
+    assert [e["status"] for e in logs if e["event"] == "request"] == [499]
+    scraped = await (await client.get("/metrics")).text()
+    assert 'ledger_http_requests_total{method="GET",route="/test/cancelled",status="499"} 1.0' in scraped
 
 
 async def test_a_client_that_leaves_mid_body_is_no_server_error(app: web.Application) -> None:
