@@ -62,6 +62,7 @@ class LedgerView:
     exemptions: Mapping[str, ExemptionState] = field(default_factory=lambda: MappingProxyType({}))
     size: int = 0
     recorded_at: datetime | None = None  # of the last event folded
+    erased_devices: frozenset[str] = frozenset()  # exemptions whose covered devices were erased from the ledger
 
 
 EMPTY = LedgerView()
@@ -146,7 +147,8 @@ class ExemptionSummary:
     valid_from: datetime
     expires_at: datetime
     revoked_at: datetime | None
-    devices_withheld: bool
+    devices_withheld: bool  # sealed, and not to be read by who asked
+    devices_erased: bool  # sealed, and erased from the ledger (at the data subject's request)
     seqs: tuple[int, ...]
 
 
@@ -201,7 +203,8 @@ def exemption(view: LedgerView, exemption_id: str, at: datetime) -> ExemptionSum
         state.valid_from,
         state.expires_at,
         state.revoked_at,
-        state.devices is None,
+        state.devices is None and exemption_id not in view.erased_devices,
+        exemption_id in view.erased_devices,
         state.seqs,
     )
 

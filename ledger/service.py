@@ -247,7 +247,7 @@ class LedgerService:
         """The policies, by id: the first ``limit`` (None: all) whose ids sort after ``after``."""
         standing = await self._standing(as_of)
         versions = await self._store.policy_page(standing.seq, after=after, limit=limit)
-        view = view_of(await self._revealed(versions, role), standing.size)
+        view = await self._seen(versions, standing, role)
         return projections.policies(view, self._at(at, standing))
 
     async def policy(
@@ -271,7 +271,7 @@ class LedgerService:
         whose ids sort after ``after``."""
         standing = await self._standing(as_of)
         versions = await self._store.exemption_page(standing.seq, after=after, limit=limit, policy_id=policy_id)
-        view = view_of(await self._revealed(versions, role), standing.size)
+        view = await self._seen(versions, standing, role)
         return projections.exemptions(view, self._at(at, standing), policy_id)
 
     async def exemption(
@@ -317,20 +317,18 @@ class LedgerService:
         return at or standing.moment or self._clock()
 
     async def _view(self, standing: _Standing, role: str | None, **one: str | None) -> projections.LedgerView:
-        versions = await self._store.versions_at(standing.seq, **one)
-        return view_of(await self._revealed(versions, role), standing.size)
+        return await self._seen(await self._store.versions_at(standing.seq, **one), standing, role)
 
-    async def _revealed(self, versions: VersionSet, role: str | None) -> VersionSet:
-        """``versions`` with the covered devices put back where ``role`` may read them."""
+    async def _seen(self, versions: VersionSet, standing: _Standing, role: str | None) -> projections.LedgerView:
+        """The view of ``versions`` as ``role`` sees it: the covered devices in clear where it
+        may read them and they are still disclosed, and known to all where they were erased."""
+        sealed = [v for v in versions.exemptions if v.state.devices is None and v.devices_sd]
+        found = await self._store.disclosures([v.devices_sd for v in sealed if v.devices_sd]) if sealed else {}
+        erased = frozenset(v.state.exemption_id for v in sealed if v.devices_sd not in found)
         categories = reveal_for(role)
-        if categories != "all" and _DEVICES not in categories:
-            return versions
-        return await self._with_devices(versions)
-
-    async def _with_devices(self, versions: VersionSet) -> VersionSet:
-        """``versions`` with the covered devices put back wherever they are still disclosed."""
-        digests = [v.devices_sd for v in versions.exemptions if v.state.devices is None and v.devices_sd]
-        return _revealed_devices(versions, await self._store.disclosures(digests) if digests else {})
+        if categories == "all" or _DEVICES in categories:
+            versions = _revealed_devices(versions, found)
+        return view_of(versions, standing.size, erased)
 
 
 def _recorded_at(row: LeafRow) -> datetime:

@@ -151,8 +151,9 @@ def _next_exemption(before: ExemptionVersion | None, event: Event) -> ExemptionV
     return ExemptionVersion(event["seq"], None, state, digest)
 
 
-def view_of(versions: VersionSet, size: int) -> LedgerView:
-    """The pure view holding these versions' states, as of a log of ``size`` events."""
+def view_of(versions: VersionSet, size: int, erased_devices: frozenset[str] = frozenset()) -> LedgerView:
+    """The pure view holding these versions' states, as of a log of ``size`` events; the
+    exemptions in ``erased_devices`` had their covered devices erased from the ledger."""
     policies = {v.state.policy_id: v.state for v in versions.policies}
     exemptions = {v.state.exemption_id: v.state for v in versions.exemptions}
-    return LedgerView(MappingProxyType(policies), MappingProxyType(exemptions), size)
+    return LedgerView(MappingProxyType(policies), MappingProxyType(exemptions), size, erased_devices=erased_devices)

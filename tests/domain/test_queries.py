@@ -74,6 +74,19 @@ async def test_auditors_see_covered_devices_in_exemption_summaries(recorded: Led
     public = await recorded.service.exemption("E-1", at=at("2025-03-01"))
     audited = await recorded.service.exemption("E-1", at=at("2025-03-01"), role="auditor")
     assert (public.devices_withheld, audited.devices_withheld) == (True, False)
+    assert (public.devices_erased, audited.devices_erased) == (False, False)
+
+
+@pytest.mark.parametrize("role", [None, "auditor"])
+async def test_covered_devices_erased_are_shown_erased_to_everyone_not_withheld(
+    recorded: Ledger, role: str | None
+) -> None:
+    [digest] = [e["data"]["devices"]["_sd"] for e in await recorded.service.history("exemption/E-1")]
+    assert await recorded.store.erase_disclosure(digest)
+    summary = await recorded.service.exemption("E-1", role=role)
+    assert (summary.devices_withheld, summary.devices_erased) == (False, True)
+    [listed] = await recorded.service.exemptions(role=role)
+    assert listed == summary
 
 
 @pytest.fixture
