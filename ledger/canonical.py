@@ -88,7 +88,7 @@ def parse(data: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise NotCanonical(f"not valid UTF-8 at byte {e.start}") from None
     try:
-        return json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as e:
         raise NotCanonical(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
@@ -97,6 +97,11 @@ def parse(data: bytes) -> Any:
 
 def _refuse_float(token: str) -> Any:
     raise NotCanonical(f"number {token} is not an integer; use an integer or a string")
+
+
+# Made once: json.loads with hooks makes a decoder (and its scanner) on every call, which
+# costs about as much again as the decoding of an event.
+_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_float, parse_int=_safe_int)
 
 
 def _check(value: Any, path: str, depth: int = 0) -> bool:
