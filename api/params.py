@@ -53,7 +53,7 @@ def flag(request: web.Request, name: str) -> bool:
 def json_object(raw: bytes, members: Collection[str], like: str) -> dict[str, Any]:
     """The body as a JSON object holding only ``members``; ``like`` shows one, for the error."""
     try:
-        body = json.loads(raw or b"null", parse_int=_integer)
+        body = _loads(raw or b"null")
         if _UNKEPT_ESCAPE.search(raw):
             check_text(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -86,6 +86,17 @@ def _integer(token: str) -> int:
     if len(token) > 100:  # far beyond ±2^53, and Python reads no more than 4,300 digits
         raise InvalidInput(f"the request body holds an integer of {len(token)} digits; event integers are within ±2^53")
     return int(token)
+
+
+_DECODER = json.JSONDecoder(parse_int=_integer)  # made once: json.loads with a hook makes one per call
+
+
+def _loads(raw: bytes) -> Any:
+    """``json.loads(raw, parse_int=_integer)``, with the decoder made once."""
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    if text.startswith("\ufeff"):
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _DECODER.decode(text)
 
 
 @web.middleware
