@@ -247,14 +247,13 @@ class LedgerService:
         """The policies, by id: the first ``limit`` (None: all) whose ids sort after ``after``."""
         standing = await self._standing(as_of)
         versions = await self._store.policy_page(standing.seq, after=after, limit=limit)
-        view = await self._seen(versions, standing, role)
-        return projections.policies(view, self._at(at, standing))
+        return projections.policies(view_of(versions, standing.size), self._at(at, standing))  # nothing sealed
 
     async def policy(
         self, policy_id: str, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None
     ) -> PolicySummary:
-        standing = await self._standing(as_of)
-        view = await self._view(standing, role, policy_id=policy_id)
+        standing = await self._standing(as_of)  # a policy's summary holds nothing sealed: the same for every role
+        view = view_of(await self._store.versions_at(standing.seq, policy_id=policy_id), standing.size)
         return projections.policy(view, policy_id, self._at(at, standing))
 
     async def exemptions(

@@ -43,16 +43,15 @@ class Queries:
 
 
 def queries(mark: str) -> Queries:
-    at, in_page = at_seq(mark), "{} IN (SELECT {} FROM page)".format
+    at, in_page = at_seq(mark), "{0} IN (SELECT {0} FROM page)".format
     policies_page = (
         f"WITH page AS (SELECT policy_id FROM policy_versions WHERE {at} AND policy_id > {mark}2"
-        f" ORDER BY policy_id LIMIT {mark}3) "
-        + versions(in_page("policy_id", "policy_id"), in_page("policy_id", "policy_id"), at=at)
+        f" ORDER BY policy_id LIMIT {mark}3) " + versions(in_page("policy_id"), in_page("policy_id"), at=at)
     )
     exemptions_page, exemptions_page_under = (
         f"WITH page AS (SELECT exemption_id, policy_id FROM exemption_versions WHERE {at}"
         f" AND exemption_id > {mark}2{under} ORDER BY exemption_id LIMIT {mark}3) "
-        + versions(in_page("policy_id", "policy_id"), in_page("exemption_id", "exemption_id"), at=at)
+        + versions(in_page("policy_id"), in_page("exemption_id"), at=at)
         for under in ("", f" AND policy_id = {mark}4")
     )
     return Queries(
