@@ -119,7 +119,9 @@ async def _prepare(config: Config) -> None:
     """What only one process may do: migrate the database and create the key file if missing."""
     store = await open_store(config.database_url, pool_size=1)
     try:
-        await store.migrate()
+        applied = await store.migrate()
+        if applied:  # the workers find nothing left to apply
+            log.info("migrated", migrations_applied=applied)
         await log_signer(config, store)
     finally:
         await store.close()

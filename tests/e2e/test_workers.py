@@ -86,6 +86,16 @@ async def test_two_workers_append_into_one_gap_free_log_that_verifies(tmp_path: 
     assert appended_by(server) == {server.process.pid, *forked}
 
 
+def test_the_migrations_the_first_process_applies_before_forking_are_logged(tmp_path: Path) -> None:
+    server, _ = started(tmp_path, f"sqlite:///{tmp_path}/ledger.db", workers=2)
+    try:
+        lines = [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+        [migrated] = [line for line in lines if line.get("event") == "migrated"]
+        assert "0001_log" in migrated["migrations_applied"]
+    finally:
+        assert server.stop() == 0
+
+
 def test_sigterm_stops_every_worker_with_code_0(tmp_path: Path) -> None:
     server, _ = started(tmp_path, f"sqlite:///{tmp_path}/ledger.db", workers=3)
     children = workers_of(server)
