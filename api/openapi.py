@@ -80,8 +80,18 @@ AS_OF = {"name": "as_of", "in": "query", "schema": {"type": "string"},
 AT = {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"},
       "description": "when states are judged (expiry needs no event); default: as_of's time, else now"}  # fmt: skip
 PAGE = [
-    {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "`next` of the page before"},
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {
+        "name": "cursor",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "`next` of the page before: the page holds the ids after it, in the order of their bytes",
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "description": "at most this many items (default 100)",
+    },
 ]
 
 
