@@ -129,9 +129,13 @@ class SqliteStore(SqliteProjectionReads):
         if not create and path != ":memory:" and not await asyncio.to_thread(os.path.exists, path):
             raise NotFound(f"there is no SQLite database at {path}: check the database URL, or create one with"
                            " 'policy-ledger migrate'")  # fmt: skip
+        connecting = aiosqlite.connect(path, isolation_level=None, timeout=30)
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
+            conn = await connecting
         except sqlite3.Error as e:
+            # aiosqlite stops its thread, which then answers on this loop: let it, or it
+            # prints a traceback once the loop has closed
+            await asyncio.to_thread(connecting._thread.join)
             raise Unavailable(f"cannot open SQLite database {path}: {e}") from e
         try:
             if path != ":memory:":

@@ -137,6 +137,17 @@ def test_serve_refuses_to_make_a_new_key_for_a_log_that_holds_events(log: Path, 
     assert cli(log, "verify").returncode == 0  # no second key was recorded
 
 
+@pytest.mark.parametrize("command", [["demo"], ["serve"]])
+def test_a_database_in_a_folder_that_is_not_there_is_refused_in_one_line(tmp_path: Path, command: list[str]) -> None:
+    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'ledger.db'}",
+           "LEDGER_SIGNING_KEY_FILE": str(tmp_path / "ledger.key"), "LEDGER_PORT": "18999"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "ledger", *command], env=env, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot open SQLite database")
+    assert "Traceback" not in result.stderr
+
+
 def test_an_argument_that_is_not_utf8_is_refused_saying_so(tmp_path: Path) -> None:
     env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
     args = [sys.executable, "-m", "ledger", "tokens", "create", "--role", "admin", "--name", b"caf\xe9"]
