@@ -60,13 +60,17 @@ async def _history(request: web.Request, stream: str) -> web.Response:
 async def list_exemptions(request: web.Request) -> web.Response:
     limit, after = _paging(request)
     policy_id = request.query.get("policy_id")
-    found = await request.app[SERVICE].exemptions(policy_id=policy_id, **_when(request), after=after, limit=limit + 1)
+    found = await request.app[SERVICE].exemptions(
+        policy_id=policy_id, **_when(request), role=request[PRINCIPAL].role, after=after, limit=limit + 1
+    )
     return render(_page(found, limit, "exemptions", key="exemption_id"))
 
 
 @routes.get("/v1/exemptions/{exemption_id}")
 async def get_exemption(request: web.Request) -> web.Response:
-    found = await request.app[SERVICE].exemption(request.match_info["exemption_id"], **_when(request))
+    found = await request.app[SERVICE].exemption(
+        request.match_info["exemption_id"], **_when(request), role=request[PRINCIPAL].role
+    )
     return render(to_json(found))
 
 
@@ -91,7 +95,7 @@ async def decision(request: web.Request) -> web.Response:
 
 
 def _when(request: web.Request) -> dict[str, Any]:
-    return {"at": request.query.get("at"), "as_of": request.query.get("as_of"), "role": request[PRINCIPAL].role}
+    return {"at": request.query.get("at"), "as_of": request.query.get("as_of")}
 
 
 def _paging(request: web.Request) -> tuple[int, str]:

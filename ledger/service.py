@@ -240,7 +240,6 @@ class LedgerService:
         *,
         at: datetime | str | None = None,
         as_of: AsOf = None,
-        role: str | None = None,
         after: str = "",
         limit: int | None = None,
     ) -> tuple[PolicySummary, ...]:
@@ -249,9 +248,7 @@ class LedgerService:
         versions = await self._store.policy_page(standing.seq, after=after, limit=limit)
         return projections.policies(view_of(versions, standing.size), self._at(at, standing))  # nothing sealed
 
-    async def policy(
-        self, policy_id: str, *, at: datetime | str | None = None, as_of: AsOf = None, role: str | None = None
-    ) -> PolicySummary:
+    async def policy(self, policy_id: str, *, at: datetime | str | None = None, as_of: AsOf = None) -> PolicySummary:
         standing = await self._standing(as_of)  # a policy's summary holds nothing sealed: the same for every role
         view = view_of(await self._store.versions_at(standing.seq, policy_id=policy_id), standing.size)
         return projections.policy(view, policy_id, self._at(at, standing))
