@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import takewhile
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from ledger.errors import NotFound, VerificationError
 from ledger.schemas import parse_time
@@ -36,6 +36,7 @@ __all__ = [
     "LedgerView",
     "PolicyStatus",
     "PolicySummary",
+    "Term",
     "apply",
     "as_of_seq",
     "as_of_time",
@@ -52,6 +53,19 @@ __all__ = [
 Event = Mapping[str, Any]
 PolicyStatus = Literal["not-yet-effective", "active", "lifted"]
 ExemptionStatus = Literal["not-yet-valid", "active", "expired", "revoked", "moot"]
+
+
+class Term(Protocol):
+    """When an exemption under ``policy_id`` holds (an ExemptionState has all it takes)."""
+
+    @property
+    def policy_id(self) -> str: ...
+    @property
+    def valid_from(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,7 @@ def policy_status(policy: PolicyState, at: datetime) -> PolicyStatus:
     return "not-yet-effective" if at < policy.effective_from else "active"
 
 
-def exemption_status(exemption: ExemptionState, policy: PolicyState | None, at: datetime) -> ExemptionStatus:
+def exemption_status(exemption: Term, policy: PolicyState | None, at: datetime) -> ExemptionStatus:
     """The first ending that had happened by ``at``, else not-yet-valid or active."""
     endings: tuple[tuple[datetime | None, ExemptionStatus], ...] = (
         (exemption.revoked_at, "revoked"),
@@ -152,22 +166,25 @@ class ExemptionSummary:
     seqs: tuple[int, ...]
 
 
-def policies(view: LedgerView, at: datetime) -> tuple[PolicySummary, ...]:
-    """Every policy, by id, with its status and active exemption count at ``at``."""
-    under: dict[str, list[ExemptionState]] = {}
-    for exemption in view.exemptions.values():
-        under.setdefault(exemption.policy_id, []).append(exemption)
+def policies(view: LedgerView, at: datetime, terms: Iterable[Term] | None = None) -> tuple[PolicySummary, ...]:
+    """Every policy, by id, with its status and active exemption count at ``at``: counted
+    among ``terms`` when given (a view of the policies alone), else the view's exemptions."""
+    under: dict[str, list[Term]] = {}
+    for term in view.exemptions.values() if terms is None else terms:
+        under.setdefault(term.policy_id, []).append(term)
     return tuple(_summary(view.policies[i], under.get(i, []), at) for i in sorted(view.policies))
 
 
-def policy(view: LedgerView, policy_id: str, at: datetime) -> PolicySummary:
+def policy(view: LedgerView, policy_id: str, at: datetime, terms: Iterable[Term] | None = None) -> PolicySummary:
+    """Policy ``policy_id`` as :func:`policies` gives it."""
     state = view.policies.get(policy_id)
     if state is None:
         raise NotFound(f"no policy {policy_id} has been issued")
-    return _summary(state, _exemptions_under(view, policy_id), at)
+    found: Iterable[Term] = view.exemptions.values() if terms is None else terms
+    return _summary(state, (t for t in found if t.policy_id == policy_id), at)
 
 
-def _summary(state: PolicyState, exemptions: Iterable[ExemptionState], at: datetime) -> PolicySummary:
+def _summary(state: PolicyState, exemptions: Iterable[Term], at: datetime) -> PolicySummary:
     active = sum(1 for e in exemptions if exemption_status(e, state, at) == "active")
     return PolicySummary(
         state.policy_id,

@@ -246,12 +246,13 @@ class LedgerService:
         """The policies, by id: the first ``limit`` (None: all) whose ids sort after ``after``."""
         standing = await self._standing(as_of)
         versions = await self._store.policy_page(standing.seq, after=after, limit=limit)
-        return projections.policies(view_of(versions, standing.size), self._at(at, standing))  # nothing sealed
+        view = view_of(versions, standing.size)  # nothing sealed: the same for every role
+        return projections.policies(view, self._at(at, standing), versions.terms)
 
     async def policy(self, policy_id: str, *, at: datetime | str | None = None, as_of: AsOf = None) -> PolicySummary:
         standing = await self._standing(as_of)  # a policy's summary holds nothing sealed: the same for every role
-        view = view_of(await self._store.versions_at(standing.seq, policy_id=policy_id), standing.size)
-        return projections.policy(view, policy_id, self._at(at, standing))
+        versions = await self._store.policy_counted(standing.seq, policy_id)
+        return projections.policy(view_of(versions, standing.size), policy_id, self._at(at, standing), versions.terms)
 
     async def exemptions(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ledger.states import ExemptionState, Grantee, PolicyState, Scope
-from ledger.versions import ExemptionVersion, PolicyVersion, VersionSet
+from ledger.versions import ExemptionTerm, ExemptionVersion, PolicyVersion, VersionSet
 
 __all__ = [
     "ExemptionRow",
@@ -80,7 +80,7 @@ def _parse(text: str | None) -> datetime | None:
 PolicyRow = tuple[str, int, int | None, str, tuple[str, ...], str]
 # exemption_id, from_seq, to_seq, policy_id, account_key, organisation_key, devices_sd, state
 ExemptionRow = tuple[str, int, int | None, str, str, str, str | None, str]
-# "p" or "e", from_seq, to_seq, state, devices_sd: what the read queries select
+# "p", "e" (or "t", a term), from_seq, to_seq, state, devices_sd: what the read queries select
 VersionRow = tuple[str, int, int | None, str, str | None]
 
 
@@ -97,11 +97,16 @@ def exemption_row(version: ExemptionVersion) -> ExemptionRow:
 
 
 def version_set(rows: Iterable[VersionRow]) -> VersionSet:
-    """The versions a read query selected, each row ``(kind, from_seq, to_seq, state, devices_sd)``."""
-    policies, exemptions = [], []
+    """The versions a read query selected, each row ``(kind, from_seq, to_seq, state, devices_sd)``;
+    of kind "t", an exemption's term: ``state`` valid_from|expires_at|revoked_at, ``devices_sd`` its policy."""
+    policies, exemptions, terms = [], [], []
     for kind, from_seq, to_seq, state, devices_sd in rows:
         if kind == "p":
             policies.append(PolicyVersion(from_seq, to_seq, decode_policy(state)))
-        else:
+        elif kind == "e":
             exemptions.append(ExemptionVersion(from_seq, to_seq, decode_exemption(state), devices_sd))
-    return VersionSet(tuple(policies), tuple(exemptions))
+        else:
+            valid_from, expires_at, revoked_at = state.split("|")
+            terms.append(ExemptionTerm(str(devices_sd), datetime.fromisoformat(valid_from),
+                                       datetime.fromisoformat(expires_at), _parse(revoked_at or None)))  # fmt: skip
+    return VersionSet(tuple(policies), tuple(exemptions), tuple(terms))

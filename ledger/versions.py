@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -27,6 +28,7 @@ from ledger.states import ExemptionState, PolicyState, evolve_exemption, evolve_
 __all__ = [
     "FOREVER",
     "Advance",
+    "ExemptionTerm",
     "ExemptionVersion",
     "PolicyVersion",
     "VersionSet",
@@ -75,12 +77,24 @@ class ExemptionVersion:
         return name_key(self.state.grantee.organisation)
 
 
+@dataclass(frozen=True, slots=True)
+class ExemptionTerm:
+    """When an exemption under ``policy_id`` holds: all that counting a policy's active ones needs."""
+
+    policy_id: str
+    valid_from: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
 @dataclass(frozen=True)
 class VersionSet:
-    """Versions read back from a store (each stream at most once, when read as of one seq)."""
+    """Versions read back from a store (each stream at most once, when read as of one seq),
+    and the terms of exemptions read without their versions."""
 
     policies: tuple[PolicyVersion, ...] = ()
     exemptions: tuple[ExemptionVersion, ...] = ()
+    terms: tuple[ExemptionTerm, ...] = ()
 
 
 @dataclass(frozen=True)

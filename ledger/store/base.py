@@ -199,7 +199,11 @@ class Store(Protocol):
 
     async def policy_page(self, seq: int, *, after: str = "", limit: int | None = None) -> VersionSet:
         """The first ``limit`` (None: all) policies standing at ``seq`` whose ids sort after
-        ``after`` (by their bytes), and the exemptions under them."""
+        ``after`` (by their bytes), and the terms of the exemptions under them."""
+        ...
+
+    async def policy_counted(self, seq: int, policy_id: str) -> VersionSet:
+        """Policy ``policy_id`` standing at ``seq``, if it was, and the terms of the exemptions under it."""
         ...
 
     async def exemption_page(

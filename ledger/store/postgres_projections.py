@@ -17,14 +17,20 @@ import asyncpg
 from ledger.errors import Unavailable
 from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
 from ledger.store.postgres_notices import CHANNEL, LOG_SCHEMA
-from ledger.store.version_queries import at_seq, queries, versions
+from ledger.store.version_queries import StateTimes, at_seq, queries, versions
 from ledger.versions import FOREVER, VersionSet, name_key
 
 __all__ = ["NOTIFY", "PostgresProjectionReads", "PostgresProjectionWrites"]
 
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
-_READS = queries("$")
+_READS = queries(
+    "$",
+    StateTimes(
+        " CROSS JOIN LATERAL json_to_record(state::json) AS t(valid_from text, expires_at text, revoked_at text)",
+        ("t.valid_from", "t.expires_at", "t.revoked_at"),
+    ),
+)
 # The policies banning an app for an organisation, and the exemptions of one account there:
 # everything projections.decide_access can use to answer for them, and nothing more.
 # With the covered devices' disclosures, so that a decision is one round trip.
@@ -189,6 +195,9 @@ class PostgresProjectionReads:
 
     async def policy_page(self, seq: int, *, after: str = "", limit: int | None = None) -> VersionSet:
         return version_set(_rows(await self._fetch(_READS.policies_page, seq, after, limit)))
+
+    async def policy_counted(self, seq: int, policy_id: str) -> VersionSet:
+        return version_set(_rows(await self._fetch(_READS.policy_counted, seq, policy_id)))
 
     async def exemption_page(
         self, seq: int, *, after: str = "", limit: int | None = None, policy_id: str | None = None

@@ -15,12 +15,18 @@ import aiosqlite
 
 from ledger.events import format_time
 from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
-from ledger.store.version_queries import at_seq, queries, versions
+from ledger.store.version_queries import StateTimes, at_seq, queries, versions
 from ledger.versions import FOREVER, VersionSet, name_key
 
 __all__ = ["SqliteProjectionReads", "SqliteProjectionWrites"]
 
-_READS = queries("?")
+_READS = queries(
+    "?",
+    StateTimes(
+        "", ("json_extract(state, '$.valid_from')", "json_extract(state, '$.expires_at')",
+             "json_extract(state, '$.revoked_at')"),
+    ),
+)  # fmt: skip
 # The policies banning an app for an organisation, and the exemptions of one account there:
 # everything projections.decide_access can use to answer for them, and nothing more; with
 # the covered devices' disclosures, so that a decision is one read.
@@ -133,6 +139,9 @@ class SqliteProjectionReads:
 
     async def policy_page(self, seq: int, *, after: str = "", limit: int | None = None) -> VersionSet:
         return version_set(await self._read(_READS.policies_page, (seq, after, -1 if limit is None else limit)))
+
+    async def policy_counted(self, seq: int, policy_id: str) -> VersionSet:
+        return version_set(await self._read(_READS.policy_counted, (seq, policy_id)))
 
     async def exemption_page(
         self, seq: int, *, after: str = "", limit: int | None = None, policy_id: str | None = None

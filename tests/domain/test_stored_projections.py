@@ -32,7 +32,7 @@ from ledger.policy import (
     RevokeExemption,
     required_role,
 )
-from ledger.projections import LedgerView, as_of_seq, as_of_time, decide_access, fold
+from ledger.projections import LedgerView, as_of_seq, as_of_time, decide_access, fold, policies
 from ledger.projector import VersionProjector, rebuild
 from ledger.schemas import parse_time
 from ledger.service import LedgerService
@@ -149,3 +149,18 @@ async def test_as_of_answers_equal_a_fresh_fold_of_the_log_prefix(
         moment = parse_time(events[seq]["recorded_at"])
         expected = decide_access(as_of_time(disclosed, moment), **question)
         assert await ledger.service.decide(**question, as_of=moment) == expected
+
+
+@EXAMPLES
+@given(COMMANDS, st.lists(st.tuples(st.integers(0, 10**6), DAYS), min_size=1, max_size=4))
+async def test_policy_summaries_count_the_active_exemptions_as_a_fresh_fold_does(
+    ledger: Ledger, commands: list[Command], points: list[tuple[int, int]]
+) -> None:
+    events = await record(ledger, commands)
+    for pick, day in points:
+        seq, at = pick % len(events), BASE + timedelta(days=day)
+        expected = policies(as_of_seq(events, seq), at)
+        assert await ledger.service.policies(as_of=seq, at=at) == expected
+        for summary in expected:
+            assert await ledger.service.policy(summary.policy_id, as_of=seq, at=at) == summary
+        assert await ledger.service.policies(at=at, limit=2) == policies(fold(events), at)[:2]
