@@ -21,18 +21,29 @@ ORIGIN = "bench.policy-ledger.example/device-policy"
 
 @asynccontextmanager
 async def scratch_store(url: str, pool_size: int = 10) -> AsyncIterator[tuple[PostgresStore, str]]:
-    """A migrated store in a fresh schema, dropped afterwards."""
+    """A migrated store in a fresh schema, dropped afterwards; what earlier runs left dirty
+    is written out first, so that one measurement does not pay for another's writes."""
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(url)
     await admin.execute(f"CREATE SCHEMA {schema}")
     store = await PostgresStore.open(url, max_size=pool_size, server_settings={"search_path": schema})
     try:
         await store.migrate()
+        await write_out(admin, "this run")
         yield store, schema
     finally:
         await store.close()
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
+
+
+async def write_out(conn: asyncpg.Connection, before: str) -> None:
+    """CHECKPOINT: write out the pages earlier work left dirty, so that the checkpointer
+    does not write them during what is measured next (needs a role that may CHECKPOINT)."""
+    try:
+        await conn.execute("CHECKPOINT")
+    except asyncpg.InsufficientPrivilegeError:
+        print(f"  (no CHECKPOINT: this role may not; {before} may race the checkpointer)")
 
 
 def sample_draft(i: int) -> Draft:

@@ -47,7 +47,8 @@ class Mix:
     seed: int = 7
     rng: random.Random = field(init=False)
     policies: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)  # live: id, app, organisations
-    exemptions: list[_Exemption] = field(default_factory=list)  # live ones
+    exemptions: list[_Exemption] = field(default_factory=list)  # live ones, but for those under lifted policies
+    lifted: set[str] = field(default_factory=set)  # policies lifted: their exemptions are no longer live
     grantees: list[tuple[str, str, str, str]] = field(default_factory=list)
     counter: int = 0
     made: int = 0
@@ -106,7 +107,7 @@ class Mix:
 
     def _lift(self, now: datetime) -> Draft:
         ident = self.policies.pop(self.rng.randrange(len(self.policies)))[0]
-        self.exemptions = [e for e in self.exemptions if e.policy != ident]
+        self.lifted.add(ident)  # its exemptions are dropped when next drawn (not all now: that is slow)
         data = {"reason": "The vendor fixed the data handling found in the review.", "effective_at": iso(now)}
         return self._draft(f"policy/{ident}", "policy.lifted", data, POLICY_OFFICER)
 
@@ -133,7 +134,7 @@ class Mix:
         at = self.rng.randrange(len(self.exemptions))
         exemption = self.exemptions[at]
         stream = f"exemption/{exemption.ident}"
-        if exemption.expires <= now:  # expired: no longer live, nothing may change it
+        if exemption.expires <= now or exemption.policy in self.lifted:  # no longer live: nothing may change it
             self._forget(at)
             return self._grant(now)
         if roll < 0.75:
