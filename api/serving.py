@@ -35,7 +35,7 @@ from aiohttp.web_request import BaseRequest
 
 from api.app import create_app, log_signer
 from api.metrics import share_between_processes
-from api.problems import unparsed
+from api.problems import expectations, unparsed
 from ledger.config import Config
 from ledger.errors import InvalidInput
 from ledger.logs import configure_logging
@@ -229,7 +229,8 @@ def _signal(pids: list[int], signum: int) -> None:
 
 class _ProblemHandler(RequestHandler):
     """aiohttp's connection handler, answering a request its HTTP parser refuses (a broken
-    request line or header, say) as problem+json, like every other error."""
+    request line or header, say), or an Expect on an unknown path, as problem+json, like
+    every other error."""
 
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
@@ -241,6 +242,15 @@ class _ProblemHandler(RequestHandler):
             log.info("malformed_request", status=status, detail=response.text)
         response.force_close()
         return response
+
+    async def finish_response(
+        self, request: BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        # An Expect on a path no route serves is refused by aiohttp itself, in plain text and
+        # before any middleware: answer it as the routes answer it.
+        if isinstance(resp, web.HTTPExpectationFailed) and isinstance(request, web.Request):
+            resp = await expectations(request) or resp
+        return await super().finish_response(request, resp, start_time)
 
 
 class _ProblemServer(web.Server):

@@ -150,3 +150,15 @@ def test_a_compressed_body_is_a_415_problem_and_logs_no_traceback(server: Server
     assert headers["content-type"].startswith("application/problem+json")
     assert "send the body uncompressed" in json.loads(body)["detail"]
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("path", ["/v1/policies", "/v1/no-such-thing"])
+def test_an_expectation_the_service_cannot_meet_gets_a_problem_json_417_on_any_path(server: Server, path: str) -> None:
+    request = f"POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    status, headers, body = raw_exchange(server.url, request.encode())
+    assert status.split(" ", 1)[1].startswith("417")
+    assert headers["content-type"].startswith("application/problem+json")
+    problem = json.loads(body)
+    assert problem["status"] == 417
+    assert "Expect: '200-ok' is not met here" in problem["detail"]
+    assert headers["x-request-id"] == problem["request_id"]
