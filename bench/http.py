@@ -7,8 +7,10 @@ schema, holding the demo story, with ``--workers`` processes), each as its own p
 and drives them over 64 keep-alive connections with ``wrk`` (Debian's package; one thread, Lua scripts for
 unique ids) when it is installed, else with an aiohttp load generator in this process
 (which takes a core's share itself): single-event appends (POST /v1/policies),
-decisions (GET /v1/decisions) and inclusion proofs. Prints requests/s and p50/p99
-latency, and each rate as a ratio to the bare handler.
+decisions (GET /v1/decisions) and inclusion proofs. Each is driven for 2 s unmeasured
+first: the first burst opens each worker's database connections and prepares its
+statements. Prints requests/s and p50/p99 latency, and each rate as a ratio to the bare
+handler.
 """
 
 from __future__ import annotations
@@ -60,10 +62,11 @@ async def wait_ready(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-async def load(make: Request, connections: int, seconds: float) -> tuple[float, float, float, int]:
-    """Closed loop: ``connections`` clients send requests back to back for ``seconds``."""
+async def load(make: Request, connections: int, seconds: float, first: int = 0) -> tuple[float, float, float, int]:
+    """Closed loop: ``connections`` clients send requests back to back for ``seconds``, the
+    requests numbered from ``first``."""
     latencies: list[float] = []
-    errors, counter = [0], itertools.count()
+    errors, counter = [0], itertools.count(first)
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -83,6 +86,8 @@ async def load(make: Request, connections: int, seconds: float) -> tuple[float, 
     return len(latencies) / elapsed, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000, errors[0]
 
 
+WARM_UP = 2.0  # seconds each case is driven, unmeasured, before it is measured
+
 _WRK_SCRIPT = """
 local threads = 0
 function setup(thread)
@@ -90,6 +95,9 @@ function setup(thread)
   thread:set("tid", threads)
 end
 local n = 0
+function init(args)
+  n = tonumber(args[1] or "0")  -- the first number of this run's ids: a run repeats none of another's
+end
 function request()
   n = n + 1
   return %s
@@ -107,10 +115,13 @@ def lua(text: str) -> str:
     return f"[==[{text}]==]"
 
 
-async def wrk_load(url: str, script: str, connections: int, seconds: float) -> tuple[float, float, float, int]:
-    """wrk's requests/s, p50 and p99 (ms) and non-2xx answers, from its --latency report."""
+async def wrk_load(
+    url: str, script: str, connections: int, seconds: float, first: int = 0
+) -> tuple[float, float, float, int]:
+    """wrk's requests/s, p50 and p99 (ms) and non-2xx answers, from its --latency report;
+    the ids the script makes are numbered from ``first``."""
     process = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", script, url,
+        "wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", script, url, "--", str(first),
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out = (await process.communicate())[0].decode()
@@ -201,10 +212,12 @@ async def report(bare_port: int, base: str, token: str, connections: int, second
     with tempfile.TemporaryDirectory() as folder:
         for index, (name, url, make, request) in enumerate(cases):
             if use_wrk:
-                rate, p50, p99, errors = await wrk_load(url, wrk_script(folder, str(index), request), connections,
-                                                        seconds)  # fmt: skip
+                script = wrk_script(folder, str(index), request)
+                await wrk_load(url, script, connections, WARM_UP)
+                rate, p50, p99, errors = await wrk_load(url, script, connections, seconds, first=10**9)
             else:
-                rate, p50, p99, errors = await load(make, connections, seconds)
+                await load(make, connections, WARM_UP)
+                rate, p50, p99, errors = await load(make, connections, seconds, first=10**9)
             bare = bare or rate
             print(f"{name:<40} {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
                   f"  {rate / bare:5.2f}x bare  ({errors} errors)")  # fmt: skip
