@@ -8,6 +8,7 @@ read; sensitive fields are in clear only for the auditor and admin roles.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -112,12 +113,20 @@ def _page(found: Sequence[Any], limit: int, name: str, *, key: str) -> dict[str,
 
 def to_json(value: Any) -> Any:
     """Dataclasses, named tuples, tuples and datetimes as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        return {k: to_json(v) for k, v in value._asdict().items()}
+    kind: type = type(value)
+    names = _names(kind)
+    if names is not None:
+        return {name: to_json(getattr(value, name)) for name in names}
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     if isinstance(value, datetime):
         return format_time(value)
     return value
+
+
+@functools.cache
+def _names(kind: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass or named tuple type; None for any other type."""
+    if dataclasses.is_dataclass(kind):
+        return tuple(f.name for f in dataclasses.fields(kind))
+    return getattr(kind, "_fields", None) if issubclass(kind, tuple) else None
