@@ -135,7 +135,9 @@ class SqliteStore(SqliteProjectionReads):
         except sqlite3.Error as e:
             # aiosqlite stops its thread, which then answers on this loop: let it, or it
             # prints a traceback once the loop has closed
-            await asyncio.to_thread(connecting._thread.join)
+            thread = getattr(connecting, "_thread", None)  # not public: absent, there is nothing to wait for
+            if thread is not None:
+                await asyncio.to_thread(thread.join)
             raise Unavailable(f"cannot open SQLite database {path}: {e}") from e
         try:
             if path != ":memory:":
