@@ -40,9 +40,9 @@ _DECISION = versions(
     at=at_seq("$"),
     disclosed=True,
 )
-_DECISION_NOW = versions(  # the same, for now: the partial indexes of current versions serve it
-    "app_key = $1 AND organisation_keys && $2::text[]",
-    "account_key = $3 AND organisation_key = $4",
+_DECISION_NOW = versions(  # the same, for now: the indexes of current versions serve it (migration 0009)
+    "policy_scopes(app_key, organisation_keys) && $1::text[]",
+    "account_key = $2 AND organisation_key = $3",
     at="to_seq IS NULL",
     disclosed=True,
 )
@@ -209,9 +209,13 @@ class PostgresProjectionReads:
     async def decision_versions(
         self, seq: int, *, app: str, organisation: str, account: str | None
     ) -> tuple[VersionSet, dict[str, bytes]]:
-        organisation_key, account_key = name_key(organisation), None if account is None else name_key(account)
-        keys = (name_key(app), ["*", organisation_key], account_key, organisation_key)
-        rows = await (self._fetch(_DECISION_NOW, *keys) if seq == FOREVER else self._fetch(_DECISION, seq, *keys))
+        app_key, organisation_key = name_key(app), name_key(organisation)
+        account_key, organisations = None if account is None else name_key(account), ["*", organisation_key]
+        if seq == FOREVER:
+            scopes = [f"{app_key}\x1f{o}" for o in organisations]  # as policy_scopes() makes them
+            rows = await self._fetch(_DECISION_NOW, scopes, account_key, organisation_key)
+        else:
+            rows = await self._fetch(_DECISION, seq, app_key, organisations, account_key, organisation_key)
         return version_set(_rows(rows)), {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
 
     async def all_versions(self) -> VersionSet:

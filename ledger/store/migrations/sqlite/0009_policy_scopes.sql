@@ -1,0 +1,3 @@
+-- PostgreSQL finds a current decision's policies by their scopes (see postgres/0009).
+-- SQLite reads its rows in process, where visiting every current policy of the app costs
+-- little; it keeps its index of current versions by app. Nothing to change here.
