@@ -24,6 +24,7 @@ from api.problems import CLIENT_CLOSED
 __all__ = ["Metrics", "metrics_middleware", "routes", "share_between_processes"]
 
 _SHARED = "PROMETHEUS_MULTIPROC_DIR"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def share_between_processes(folder: Path) -> None:
@@ -61,6 +62,17 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         )
         self.batch_seconds = Histogram("ledger_batch_seconds", "time to commit a batch", registry=self.registry)
+        self._answers: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency (each label set's metrics looked up once)."""
+        method = method if method in _METHODS else "other"  # any token is a method: keep the label sets few
+        found = self._answers.get((method, route, status))
+        if found is None:
+            found = self.requests.labels(method, route, str(status)), self.latency.labels(method, route)
+            self._answers[method, route, status] = found
+        found[0].inc()
+        found[1].observe(seconds)
 
     def observe_batch(self, events: int, seconds: float, committed: bool) -> None:
         """The writer's ``on_batch`` callback."""
@@ -88,9 +100,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = CLIENT_CLOSED
         raise
     finally:
-        metrics, route = request.app[METRICS], _route(request)
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        request.app[METRICS].answered(request.method, _route(request), status, time.perf_counter() - started)
 
 
 @routes.get("/metrics")

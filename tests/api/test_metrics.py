@@ -31,3 +31,17 @@ async def test_committed_appends_and_batch_sizes_are_counted(client: Client, app
 async def test_request_latency_is_a_histogram(client: Client) -> None:
     await client.get("/healthz")
     assert 'ledger_http_request_seconds_count{method="GET",route="/healthz"} 1.0' in await scrape(client)
+
+
+async def test_each_answer_is_counted_again_under_the_same_labels(client: Client) -> None:
+    for _ in range(3):
+        await client.get("/healthz")
+    assert 'ledger_http_requests_total{method="GET",route="/healthz",status="200"} 3.0' in await scrape(client)
+
+
+async def test_methods_the_service_does_not_use_are_counted_as_other_so_label_sets_stay_few(client: Client) -> None:
+    for method in ("PROPFIND", "TRACE", "PROPFIND"):
+        await client.request(method, "/nowhere")
+    text = await scrape(client)
+    assert 'ledger_http_requests_total{method="other",route="unmatched",status="404"} 3.0' in text
+    assert "PROPFIND" not in text
