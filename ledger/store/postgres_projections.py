@@ -85,6 +85,12 @@ _INDEXES = """
 SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid = $1::regclass AND NOT i.indisprimary ORDER BY c.relname
 """
+# The privileges others hold on a table (an operator's GRANTs), as GRANT statements' parts.
+_GRANTS = """
+SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, a.is_grantable
+FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE c.oid = $1::regclass AND a.grantee <> c.relowner
+"""
 
 
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', ({LOG_SCHEMA}))"
@@ -152,11 +158,15 @@ class PostgresProjectionWrites:
             )
 
     async def finish_rebuild(self) -> None:
-        """Give the new tables the old ones' primary keys and indexes (each built in one pass)
-        and statistics; then drop the old ones, give the new ones their names and tell the
-        services' read caches. Readers wait only for this last step."""
+        """Give the new tables the old ones' primary keys and indexes (each built in one pass),
+        statistics and the privileges others were granted on them; then drop the old ones, give
+        the new ones their names and tell the services' read caches. Readers wait only for this
+        last step."""
         swap = []
         for table in _VERSION_TABLES:
+            for privilege, grantee, grantable in await self._conn.fetch(_GRANTS, table):
+                option = " WITH GRANT OPTION" if grantable else ""
+                await self._conn.execute(f"GRANT {privilege} ON {table}{_NEW} TO {grantee}{option}")
             await self._conn.execute(f"ALTER TABLE {table}{_NEW} ADD {await self._conn.fetchval(_PRIMARY_KEY, table)}")
             swap += [f"DROP TABLE {table}", f"ALTER TABLE {table}{_NEW} RENAME TO {table}",
                      f"ALTER INDEX {table}{_NEW}_pkey RENAME TO {table}_pkey"]  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -26,6 +27,13 @@ WHERE schemaname = current_schema() AND tablename LIKE '%versions%' ORDER BY ind
 CONSTRAINTS = """
 SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid IN ('policy_versions'::regclass, 'exemption_versions'::regclass) ORDER BY conname
+"""
+
+GRANTS = """
+SELECT c.relname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
+FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a LEFT JOIN pg_roles r ON r.oid = a.grantee
+WHERE c.oid IN ('policy_versions'::regclass, 'exemption_versions'::regclass) AND a.grantee <> c.relowner
+ORDER BY 1, 2, 3
 """
 
 
@@ -85,6 +93,24 @@ async def test_the_rebuilt_tables_keep_every_index_key_and_check(story: Ledger, 
     before = await indexes(pg)
     await rebuild(story.store, processes=processes)
     assert await indexes(pg) == before
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_privileges_granted_on_the_version_tables_outlive_a_rebuild(
+    story: Ledger, pg: Backend, processes: int
+) -> None:
+    role = f"reader_{uuid.uuid4().hex[:10]}"  # roles belong to the whole cluster: one of its own
+    conn = await asyncpg.connect(pg.url, server_settings={"search_path": pg.schema or "public"})
+    await conn.execute(f"CREATE ROLE {role}")
+    try:
+        await conn.execute(f"GRANT SELECT ON policy_versions, exemption_versions TO {role} WITH GRANT OPTION")
+        await conn.execute("GRANT SELECT ON policy_versions TO PUBLIC")
+        before = await conn.fetch(GRANTS)
+        await rebuild(story.store, processes=processes)
+        assert await conn.fetch(GRANTS) == before
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        await conn.close()
 
 
 async def test_readers_that_prepared_their_queries_before_a_rebuild_read_after_it(story: Ledger) -> None:
