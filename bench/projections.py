@@ -5,7 +5,8 @@
 Builds a log of N valid policy and exemption events (bench/story_mix.py: about 2% bans,
 5% reviews, amendments and lifts, half grants, the rest renewals, amendments and
 revocations of exemptions; recorded times spread over two years) through the writer,
-without projections. Then measures, in this process:
+without projections. Then measures, in this process (after one core's Ed25519 sign rate, printed
+as the machine's speed of the moment: runs of this benchmark compare by it):
 
 - the full rebuild, once the new log is vacuumed and analysed as autovacuum would have it:
   replay the log from seq 0 into new projections with ``--processes`` processes sharing
@@ -32,7 +33,7 @@ from datetime import datetime
 
 import asyncpg
 
-from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store, write_out
+from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store, sign_rate, write_out
 from bench.story_mix import APPS, SPAN, START, Mix
 from ledger.logs import configure_logging
 from ledger.projections import Decision
@@ -97,6 +98,7 @@ async def measure(store: PostgresStore, mix: Mix, count: int, processes: int, se
     async def current(q: Question, i: int) -> Decision:
         return await service.decide(app=q[0], organisation=q[1], account=q[2], device=q[3])
 
+    signs = sign_rate()  # this machine's speed of the moment, to compare runs by
     rebuilt = await rebuild(store, processes=processes)
     alone = await rebuild(store)
     await settled("policy_versions", "exemption_versions", "disclosures")  # as autovacuum would after a rebuild
@@ -106,6 +108,7 @@ async def measure(store: PostgresStore, mix: Mix, count: int, processes: int, se
     first_p50, first_p99 = await latencies(current, now_asked)  # not the as-of questions: none asked before
     again_p50, again_p99 = await latencies(current, now_asked)
     allowed = [(await current(q, 0)).verdict for q in now_asked[:200]].count("allowed")
+    print(f"machine: one core signs {signs:,.0f} events/s just before the rebuild (compare runs by it)")
     print(
         f"full rebuild, {rebuilt.events:,} events, {processes} processes: {rebuilt.rate:9,.0f} events/s"
         f"  ({rebuilt.seconds:.1f} s)"
