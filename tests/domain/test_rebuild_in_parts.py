@@ -28,7 +28,6 @@ CONSTRAINTS = """
 SELECT conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid IN ('policy_versions'::regclass, 'exemption_versions'::regclass) ORDER BY conname
 """
-
 GRANTS = """
 SELECT c.relname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type, a.is_grantable
 FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a LEFT JOIN pg_roles r ON r.oid = a.grantee
@@ -106,6 +105,7 @@ async def test_privileges_granted_on_the_version_tables_outlive_a_rebuild(
         await conn.execute(f"GRANT SELECT ON policy_versions, exemption_versions TO {role} WITH GRANT OPTION")
         await conn.execute("GRANT SELECT ON policy_versions TO PUBLIC")
         before = await conn.fetch(GRANTS)
+        assert len(before) == 3
         await rebuild(story.store, processes=processes)
         assert await conn.fetch(GRANTS) == before
     finally:
