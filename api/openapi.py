@@ -171,6 +171,7 @@ def _query(summary: str, response: str, params: list[dict[str, Any]], path: str)
     }
 
 
+TOKEN_NEEDED = {"/v1/decisions"}  # the other queries are the public view: anyone may ask
 QUERIES: list[tuple[str, str, str, list[dict[str, Any]]]] = [
     ("/v1/policies", "policies with their status", "Page", [AS_OF, AT, *PAGE]),
     ("/v1/policies/{policy_id}", "one policy", "Object", [AS_OF, AT]),
@@ -179,7 +180,8 @@ QUERIES: list[tuple[str, str, str, list[dict[str, Any]]]] = [
      [AS_OF, AT, *PAGE, {"name": "policy_id", "in": "query", "schema": ID}]),
     ("/v1/exemptions/{exemption_id}", "one exemption", "Object", [AS_OF, AT]),
     ("/v1/exemptions/{exemption_id}/history", "an exemption's events", "Events", [AS_OF]),
-    ("/v1/decisions", "may app X run on device D of organisation O for account A at time T?", "Object",
+    ("/v1/decisions", "may app X run on device D of organisation O for account A at time T? (a token of any role)",
+     "Object",
      [{"name": n, "in": "query", "required": n in ("app", "organisation"), "schema": {"type": "string"}}
       for n in ("app", "organisation", "device", "account", "device_class")] + [AS_OF, AT]),
     ("/v1/log/checkpoint", "the latest signed checkpoint (C2SP signed note)", "Text", []),
@@ -230,6 +232,8 @@ def document() -> dict[str, Any]:
     paths["/v1/exports"] = {"post": _export()}
     for path, summary, response, params in QUERIES:
         operation = _query(summary, response, params, path)
+        if path in TOKEN_NEEDED:
+            operation["security"] = [{"bearer": []}]
         if response == "Text":
             operation["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
         paths.setdefault(path, {})["get"] = operation

@@ -2,7 +2,10 @@
 
 Every query takes ``as_of`` (a seq, or an RFC 3339 time) and answers as the ledger stood
 then; ``at`` is the moment the state is judged at (expiry needs no event). Anyone may
-read; sensitive fields are in clear only for the auditor and admin roles.
+read policies, exemptions and their histories (the public view); sensitive fields are in
+clear only for the auditor and admin roles. Decisions need a bearer token of any role: a
+decision about a device tells whether an exemption covers it, and the public view
+withholds the covered devices.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from api.keys import PRINCIPAL, SERVICE
 from api.log_routes import MAX_LIMIT
 from api.params import query
 from api.problems import render
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, Unauthenticated
 from ledger.events import format_time
 
 __all__ = ["routes", "to_json"]
@@ -80,6 +83,11 @@ _NAMES = ("app", "organisation", "device", "account", "device_class")
 
 @routes.get("/v1/decisions")
 async def decision(request: web.Request) -> web.Response:
+    if request[PRINCIPAL].anonymous:
+        raise Unauthenticated(
+            "decisions need a bearer token of any role (a service asks with role 'service'): an answer tells "
+            "whether an exemption covers the device, and the public view withholds the covered devices"
+        )
     q = request.query
     if not q.get("app") or not q.get("organisation"):
         raise InvalidInput(

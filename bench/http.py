@@ -7,7 +7,7 @@ schema, holding the demo story, with ``--workers`` processes), each as its own p
 and drives them over 64 keep-alive connections with ``wrk`` (Debian's package; one thread, Lua scripts for
 unique ids) when it is installed, else with an aiohttp load generator in this process
 (which takes a core's share itself): single-event appends (POST /v1/policies),
-decisions (GET /v1/decisions) and inclusion proofs. Each is driven for 2 s unmeasured
+decisions (GET /v1/decisions, with a service token) and inclusion proofs. Each is driven for 2 s unmeasured
 first: the first burst opens each worker's database connections and prepares its
 statements. Prints requests/s and p50/p99 latency, and each rate as a ratio to the bare
 handler.
@@ -166,13 +166,14 @@ async def main() -> None:
         await wait_ready(f"http://127.0.0.1:{bare_port}/")
         run_cli(env, work, "demo")
         token = run_cli(env, work, "tokens", "create", "--role", "policy-officer", "--name", "bench")
+        service = run_cli(env, work, "tokens", "create", "--role", "service", "--name", "bench-service")
         processes.append(
             await asyncio.create_subprocess_exec(sys.executable, "-m", "ledger", "serve", env=env, cwd=work)
         )
         base = f"http://127.0.0.1:{port}"
         await wait_ready(f"{base}/readyz")
         print(f"service: policy-ledger serve with {args.workers} worker process(es), PostgreSQL")
-        await report(bare_port, base, token, args.connections, args.seconds)
+        await report(bare_port, base, token, service, args.connections, args.seconds)
     finally:
         for process in processes:
             process.terminate()
@@ -181,11 +182,11 @@ async def main() -> None:
         await admin.close()
 
 
-async def report(bare_port: int, base: str, token: str, connections: int, seconds: float) -> None:
+async def report(bare_port: int, base: str, token: str, service: str, connections: int, seconds: float) -> None:
     run_id = uuid.uuid4().hex[:6]
     data = copy.deepcopy(dict(schemas.example("policy.issued/1")))
     data["app"] = {"name": f"BenchApp-{run_id}", "vendor": "Bench Ltd"}  # keep TikTok decisions to the story
-    auth = {"Authorization": f"Bearer {token}"}
+    auth, asker = {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {service}"}
     bare_url = f"http://127.0.0.1:{bare_port}/bare"
     decision = "/v1/decisions?app=TikTok&organisation=cabinet-office&device=CO-GCS-TT-001&account=ukgov"
     body = json.dumps(data)
@@ -199,8 +200,8 @@ async def report(bare_port: int, base: str, token: str, connections: int, second
          lambda h, i: h.post(f"{base}/v1/policies", headers=auth, json={"id": f"POL-{run_id}-{i}", "data": data}),
          post % (lua("/v1/policies"), f", [\"Authorization\"] = {lua(auth['Authorization'])}", f"POL-{run_id}",
                  lua(body))),
-        ("decisions GET /v1/decisions", f"{base}{decision}", lambda h, i: h.get(f"{base}{decision}"),
-         f'wrk.format("GET", {lua(decision)})'),
+        ("decisions GET /v1/decisions", f"{base}{decision}", lambda h, i: h.get(f"{base}{decision}", headers=asker),
+         f'wrk.format("GET", {lua(decision)}, {{["Authorization"] = {lua(asker["Authorization"])}}})'),
         ("proofs   GET /v1/log/proofs/inclusion", f"{base}/v1/log/proofs/inclusion",
          lambda h, i: h.get(f"{base}/v1/log/proofs/inclusion?seq={random.randrange(5)}"),
          'wrk.format("GET", "/v1/log/proofs/inclusion?seq=" .. math.random(0, 4))'),

@@ -28,9 +28,9 @@ async def auditor(store: Store) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
 
 
-async def decision(client: Client, headers: dict[str, str] | None = None, **query: str) -> Any:
+async def decision(client: Client, headers: dict[str, str], **query: str) -> Any:
     params = {"app": "TikTok", "organisation": "cabinet-office", "at": DURING_GRANT} | query
-    response = await client.get("/v1/decisions", params=params, headers=headers or {})
+    response = await client.get("/v1/decisions", params=params, headers=headers)
     assert response.status == 200, await response.text()
     return await response.json()
 
@@ -57,11 +57,20 @@ async def test_the_accounts_designated_device_is_allowed_citing_the_exemption(
 
 @pytest.mark.parametrize(("device", "verdict"), [("CO-MOB-1234", "prohibited"), ("CO-GCS-TT-001", "allowed")])
 async def test_a_decision_is_the_same_whoever_asks_though_only_auditors_read_the_covered_devices(
-    client: Client, story: list[Recorded], auditor: dict[str, str], device: str, verdict: str
+    client: Client, story: list[Recorded], tokens: dict[str, dict[str, str]], device: str, verdict: str
 ) -> None:
-    public = await decision(client, device=device, account="ukgov")
-    assert public == await decision(client, auditor, device=device, account="ukgov")
-    assert public["verdict"] == verdict
+    service = await decision(client, tokens["service"], device=device, account="ukgov")
+    assert service == await decision(client, tokens["auditor"], device=device, account="ukgov")
+    assert service["verdict"] == verdict
+
+
+async def test_an_anonymous_decision_is_401_since_it_would_tell_which_devices_an_exemption_covers(
+    client: Client, story: list[Recorded]
+) -> None:
+    params = {"app": "TikTok", "organisation": "cabinet-office", "device": "CO-GCS-TT-001", "account": "ukgov"}
+    problem = await problem_of(await client.get("/v1/decisions", params=params), 401)
+    assert "decisions need a bearer token of any role" in problem["detail"]
+    assert "the public view withholds the covered devices" in problem["detail"]
 
 
 async def test_as_of_a_seq_before_the_grant_the_device_was_prohibited(
@@ -126,15 +135,17 @@ async def test_exemptions_under_a_policy_carry_their_status_at_a_time(client: Cl
     assert statuses == {"EX-2024-DSIT-RESEARCH": "revoked", "EX-2025-UKGOV": "active"}
 
 
-async def test_a_decision_without_app_or_organisation_is_400(client: Client) -> None:
-    problem = await problem_of(await client.get("/v1/decisions", params={"app": "TikTok"}), 400)
+async def test_a_decision_without_app_or_organisation_is_400(client: Client, auditor: dict[str, str]) -> None:
+    problem = await problem_of(await client.get("/v1/decisions", params={"app": "TikTok"}, headers=auditor), 400)
     assert "organisation" in problem["detail"]
 
 
 @pytest.mark.parametrize("name", ["app", "organisation", "device", "account", "device_class"])
-async def test_a_decision_asked_with_spaces_around_a_name_is_400_not_a_miss(client: Client, name: str) -> None:
+async def test_a_decision_asked_with_spaces_around_a_name_is_400_not_a_miss(
+    client: Client, auditor: dict[str, str], name: str
+) -> None:
     params = {"app": "TikTok", "organisation": "cabinet-office", "device": "D-1", "account": "a", "device_class": "c"}
-    response = await client.get("/v1/decisions", params={**params, name: f"{params[name]} "})
+    response = await client.get("/v1/decisions", params={**params, name: f"{params[name]} "}, headers=auditor)
     problem = await problem_of(response, 400)
     assert f"query parameter '{name}' has spaces at its start or end" in problem["detail"]
 
@@ -166,6 +177,6 @@ async def test_a_bad_as_of_is_400(client: Client, as_of: str, said: str) -> None
 
 
 @pytest.mark.parametrize("path", ["/v1/policies/POL%00X", "/v1/decisions?app=Tik%00Tok&organisation=o&account=a"])
-async def test_a_nul_character_in_the_url_is_400(client: Client, path: str) -> None:
-    problem = await problem_of(await client.get(path), 400)
+async def test_a_nul_character_in_the_url_is_400(client: Client, auditor: dict[str, str], path: str) -> None:
+    problem = await problem_of(await client.get(path, headers=auditor), 400)
     assert "U+0000" in problem["detail"]

@@ -114,6 +114,8 @@ async def decision(http: aiohttp.ClientSession, headers: dict[str, str], **query
 
 async def ask(http: aiohttp.ClientSession, tokens: dict[str, dict[str, str]]) -> None:
     auditor = tokens["auditor"]
+    async with http.get("/v1/decisions", params={"app": "TikTok", "organisation": "cabinet-office"}) as anonymous:
+        assert anonymous.status == 401  # an answer would tell which devices an exemption covers
     ordinary = await decision(http, auditor, device="CO-LAPTOP-7", account="someone")
     assert ordinary["verdict"] == "prohibited"
     designated = await decision(http, auditor, device="CO-GCS-TT-001", account="ukgov")

@@ -162,12 +162,12 @@ def test_any_worker_answers_a_scrape_with_every_workers_counts(tmp_path: Path) -
         assert server.stop() == 0, server.output()
 
 
-async def verdicts(url: str, count: int) -> set[str]:
+async def verdicts(url: str, count: int, auth: dict[str, str]) -> set[str]:
     """The verdicts of ``count`` current decisions, each asked over a new connection (any worker)."""
     ask = f"{url}/v1/decisions?app=TikTok&organisation=cabinet-office&account=ukgov&device=CO-GCS-TT-001"
 
     async def one() -> str:
-        async with aiohttp.ClientSession() as http, http.get(ask) as response:
+        async with aiohttp.ClientSession(headers=auth) as http, http.get(ask) as response:
             assert response.status == 200, await response.text()
             return str((await response.json())["verdict"])
 
@@ -207,12 +207,12 @@ async def test_every_worker_answers_after_a_write_with_the_write(tmp_path: Path,
                 ("/v1/policies/POL-TT/exemptions", {"id": "EX-1", "data": grant}, security, "allowed"),
                 ("/v1/exemptions/EX-1/revoke", {"data": revoke}, security, "prohibited"),
             ):
-                await verdicts(server.url, 8)  # remembered by the workers, before the write
+                await verdicts(server.url, 8, officer)  # remembered by the workers, before the write
                 await checkpoint_sizes(server.url, 8)
                 async with http.post(path, json=body, headers=who) as response:
                     assert response.status == 201, await response.text()
                     seq = (await response.json())["seq"]
-                assert await verdicts(server.url, 24) == {verdict}
+                assert await verdicts(server.url, 24, officer) == {verdict}
                 assert await checkpoint_sizes(server.url, 24) == {seq + 1}
     finally:
         assert server.stop() == 0
