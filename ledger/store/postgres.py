@@ -71,11 +71,9 @@ class _Write(PostgresProjectionWrites):
         return await _keys(self._conn)
 
     async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
-        await self._conn.execute(
-            "UPDATE idempotency SET seq = c.seq FROM unnest($1::text[], $2::text[], $3::bigint[]) AS c(scope, key, seq)"
-            " WHERE idempotency.scope = c.scope AND idempotency.key = c.key",
-            [c[0] for c in claims], [c[1] for c in claims], [c[2] for c in claims],
-        )  # fmt: skip
+        # One statement per claim (sent together), each found by the primary key: an UPDATE
+        # joined to unnest() was planned, while the table was small, as a scan of every row.
+        await self._conn.executemany(_SETTLE, claims)
 
     async def add_key(self, key: KeyRow) -> None:
         await self._conn.execute(
@@ -135,14 +133,20 @@ ON CONFLICT DO NOTHING
 """
 
 
+_SETTLE = "UPDATE idempotency SET seq = $3 WHERE scope = $1 AND key = $2"
+
+# A lookup of the primary key per node asked for, whatever the table's statistics: a join
+# to unnest() was planned, while the table was small, as a hash join over every stored node,
+# and the prepared statement kept that plan as the tree grew.
+_NODES = """
+SELECT k.level, k.idx, (SELECT n.hash FROM tree_nodes n WHERE n.level = k.level AND n.idx = k.idx) AS hash
+FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
+"""
+
+
 async def _read_nodes(conn: Any, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-    rows = await conn.fetch(
-        "SELECT n.level, n.idx, n.hash FROM tree_nodes n"
-        " JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx) ON n.level = k.level AND n.idx = k.idx",
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-    )
-    return {(r["level"], r["idx"]): bytes(r["hash"]) for r in rows}
+    rows = await conn.fetch(_NODES, [k[0] for k in keys], [k[1] for k in keys])
+    return {(r["level"], r["idx"]): bytes(r["hash"]) for r in rows if r["hash"] is not None}
 
 
 async def _keys(conn: Any) -> list[KeyRow]:

@@ -1,0 +1,54 @@
+"""The writer's lookups on PostgreSQL find rows by their key, whatever the statistics say.
+
+A new database's tables are empty and not yet analysed; a prepared statement planned then
+keeps its plan on that connection while the tables grow. A lookup planned as a scan of
+every row then costs more with every append, on each batch of every writer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from ledger.store.postgres import _NODES, _SETTLE, PostgresStore
+
+Plan = str
+
+
+@pytest.fixture
+async def fresh(postgres_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to a migrated schema whose tables were never analysed."""
+    schema = f"plans_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f"CREATE SCHEMA {schema}")
+    store = await PostgresStore.open(postgres_url, server_settings={"search_path": schema})
+    await store.migrate()
+    await store.close()
+    conn = await asyncpg.connect(postgres_url, server_settings={"search_path": schema})
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
+
+
+async def generic_plan(conn: asyncpg.Connection, query: str, types: str, values: str) -> Plan:
+    """The plan a prepared ``query`` keeps once PostgreSQL plans it for any parameters."""
+    await conn.execute(f"SET plan_cache_mode = force_generic_plan; PREPARE q({types}) AS {query}")
+    return "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN EXECUTE q({values})"))
+
+
+async def test_stored_tree_nodes_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _NODES, "smallint[], bigint[]", "'{3,0}', '{0,8}'")
+    assert "Index Scan using tree_nodes_pkey" in found
+    assert "Seq Scan" not in found
+
+
+async def test_an_idempotency_claim_is_settled_by_its_key(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _SETTLE, "text, text, bigint", "'policy-officer:1', 'key-1', 7")
+    assert "Index Scan using idempotency_pkey" in found
+    assert "Seq Scan" not in found
