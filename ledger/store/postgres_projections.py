@@ -46,7 +46,20 @@ _DECISION_NOW = versions(  # the same, for now: the indexes of current versions 
     at="to_seq IS NULL",
     disclosed=True,
 )
-_OPEN = versions("policy_id = ANY($1::text[])", "exemption_id = ANY($2::text[])", at="to_seq IS NULL")
+# The open version of each stream asked for is its latest, found by the primary key (a
+# condition on to_seq alone was planned, on a new database, as a scan of every open version).
+_OPEN = """
+SELECT 'p' AS kind, v.from_seq, v.to_seq, v.state, NULL AS devices_sd
+FROM unnest($1::text[]) AS i(id), LATERAL (
+    SELECT from_seq, to_seq, state FROM policy_versions WHERE policy_id = i.id ORDER BY from_seq DESC LIMIT 1
+) AS v WHERE v.to_seq IS NULL
+UNION ALL
+SELECT 'e', v.from_seq, v.to_seq, v.state, v.devices_sd
+FROM unnest($2::text[]) AS i(id), LATERAL (
+    SELECT from_seq, to_seq, state, devices_sd FROM exemption_versions WHERE exemption_id = i.id
+    ORDER BY from_seq DESC LIMIT 1
+) AS v WHERE v.to_seq IS NULL
+"""
 _EVERY = (
     "SELECT kind, from_seq, to_seq, state, devices_sd FROM ("
     " SELECT 'p' AS kind, policy_id AS id, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from ledger.store.postgres import _NODES, _SETTLE, PostgresStore
+from ledger.store.postgres_projections import _OPEN
 
 Plan = str
 
@@ -52,3 +53,11 @@ async def test_an_idempotency_claim_is_settled_by_its_key(fresh: asyncpg.Connect
     found = await generic_plan(fresh, _SETTLE, "text, text, bigint", "'policy-officer:1', 'key-1', 7")
     assert "Index Scan using idempotency_pkey" in found
     assert "Seq Scan" not in found
+
+
+async def test_the_open_versions_a_batch_continues_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _OPEN, "text[], text[]", "'{POL-1}', '{EX-1,EX-2}'")
+    assert "Index Scan Backward using policy_versions_pkey" in found
+    assert "Index Scan Backward using exemption_versions_pkey" in found
+    assert "Seq Scan" not in found
+    assert "_now" not in found  # the indexes of current versions hold every open version
