@@ -1,4 +1,4 @@
-"""The PostgreSQL backend, through an asyncpg pool."""
+"""The PostgreSQL backend, through asyncpg connections lent from a pool of its own."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
+from ledger.store.postgres_pool import ConnectionPool
 from ledger.store.postgres_projections import NOTIFY, PostgresProjectionReads, PostgresProjectionWrites
 from ledger.store.postgres_rebuild import fold_in_parts
 from ledger.tokens import TokenRecord
 
 __all__ = ["PostgresStore"]
 
-Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Connection = asyncpg.Connection
 _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
@@ -166,18 +167,10 @@ async def _transaction(conn: Connection) -> AsyncIterator[None]:
     await conn.execute("COMMIT")
 
 
-async def _no_session_state(conn: Connection) -> None:
-    """Release a pooled connection as it is (asyncpg still rolls back an open transaction).
-
-    The store keeps no session state (no LISTEN, SET, session locks or open cursors), so
-    asyncpg's default reset, a round trip per release, would only slow every read.
-    """
-
-
 class PostgresStore(PostgresProjectionReads):
     """A log in one PostgreSQL database (or schema, via ``server_settings``)."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str, server_settings: dict[str, str] | None = None) -> None:
+    def __init__(self, pool: ConnectionPool, url: str, server_settings: dict[str, str] | None = None) -> None:
         self._pool = pool
         self.url = url
         self._server_settings = server_settings
@@ -186,11 +179,11 @@ class PostgresStore(PostgresProjectionReads):
     async def open(
         cls, url: str, *, min_size: int = 1, max_size: int = 10, server_settings: dict[str, str] | None = None
     ) -> PostgresStore:
+        async def connect() -> asyncpg.Connection:
+            return await asyncpg.connect(url, server_settings=server_settings, timeout=10)
+
         async with _reachable(url):
-            pool = await asyncpg.create_pool(
-                url, min_size=min_size, max_size=max_size, server_settings=server_settings, timeout=10,
-                reset=_no_session_state,
-            )  # fmt: skip
+            pool = await ConnectionPool.open(connect, min_size=min_size, max_size=max_size)
         return cls(pool, url, server_settings)
 
     async def close(self) -> None:

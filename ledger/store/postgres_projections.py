@@ -22,7 +22,7 @@ from ledger.versions import FOREVER, VersionSet, name_key
 
 __all__ = ["NOTIFY", "PostgresProjectionReads", "PostgresProjectionWrites"]
 
-Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Connection = asyncpg.Connection
 
 _READS = queries(
     "$",
