@@ -1,0 +1,2 @@
+-- PostgreSQL compares accounts and organisations by their bytes (see postgres/0010), as
+-- SQLite always has. Nothing to change here.
