@@ -53,19 +53,25 @@ class VersionProjector:
     async def project(self, tx: WriteTransaction, events: Sequence[Recorded]) -> None:
         if not events:
             return
-        first = events[0].seq
-        position = await tx.projection_position(NAME)
+        first, batch = events[0].seq, [e.event for e in events]
+        position, current = await tx.open_versions(NAME, *_streams(batch))
         if position > first:
             raise Unavailable(f"projection {NAME} claims {position} events but the log is at {first}; rebuild it")
-        while position < first:  # appended by a writer without this projector: catch up
-            leaves = await tx.read_leaves(position, min(first, position + PAGE))
-            position = await _apply(tx, position, _decoded(position, leaves))
-        await _apply(tx, position, [e.event for e in events])
+        if position < first:  # appended by a writer without this projector: catch up, then read again
+            while position < first:
+                leaves = await tx.read_leaves(position, min(first, position + PAGE))
+                position = await _apply(tx, position, _decoded(position, leaves))
+            _, current = await tx.open_versions(NAME, *_streams(batch))
+        await _save(tx, position, current, batch)
 
 
 async def _apply(tx: WriteTransaction, position: int, events: Sequence[Event]) -> int:
-    policies, exemptions = _streams(events)
-    current = await tx.open_versions(policies, exemptions)
+    _, current = await tx.open_versions(NAME, *_streams(events))
+    return await _save(tx, position, current, events)
+
+
+async def _save(tx: WriteTransaction, position: int, current: VersionSet, events: Sequence[Event]) -> int:
+    """Fold ``events`` into the ``current`` versions they continue and store what changed."""
     step = advance(
         {v.state.policy_id: v for v in current.policies}, {v.state.exemption_id: v for v in current.exemptions}, events
     )
@@ -122,7 +128,7 @@ async def rebuild(store: Store, *, page: int = PAGE, processes: int = 1) -> Rebu
     started = time.perf_counter()
     with no_cycle_collection():
         async with store.write() as tx:
-            size, _ = await tx.head([])
+            size = (await tx.head([])).size
             if processes == 1 or not await store.fold_in_parts(size, processes, page):
                 await tx.start_rebuild()
                 size = await fold(_stored_pages(tx, page), tx.load_versions)

@@ -22,11 +22,11 @@ import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import LedgerError, Unavailable, VersionConflict
-from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, decode_leaf, format_time, seal_event
+from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.read_cache import Commits
 from ledger.signing import Signer
-from ledger.store.base import KeyRow, Store, WriteTransaction
+from ledger.store.base import HeadRow, KeyRow, Store, WriteTransaction
 
 __all__ = ["Projector", "Writer"]
 
@@ -108,8 +108,7 @@ class Writer:
         async with self._store.write() as tx:
             key_id = self._signer.key_id.hex()
             if all(k.key_id != key_id for k in await tx.keys()):
-                size, _ = await tx.head([])
-                await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, size))
+                await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, (await tx.head([])).size))
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def append(self, draft: Draft) -> Recorded:
@@ -182,24 +181,23 @@ class Writer:
         if self.on_batch is not None:
             self.on_batch(size, time.perf_counter() - started, committed)
 
-    async def _load_head(self, tx: WriteTransaction, size: int) -> _Head:
-        if self._head is not None and self._head.size == size:
+    async def _load_head(self, tx: WriteTransaction, found: HeadRow) -> _Head:
+        """The frontier at the log's end: remembered, unless another process moved the log on."""
+        if self._head is not None and self._head.size == found.size:
             return self._head
-        keys = frontier_keys(size)
-        nodes = await tx.read_nodes(keys)
-        last = await tx.read_leaves(size - 1, size) if size else []
-        if len(nodes) != len(keys) or len(last) != (1 if size else 0):
-            raise Unavailable(f"stored tree nodes for size {size} are missing; the database is damaged")
-        if not last:
+        if not found.size:
             return _Head(0, (), ZERO_HASH, "")
-        recorded_at = str(decode_leaf(last[0].leaf, size - 1)["recorded_at"])
-        return _Head(size, tuple(nodes[k] for k in keys), last[0].leaf_hash, recorded_at)
+        keys = frontier_keys(found.size)
+        nodes = await tx.read_nodes(keys)
+        if len(nodes) != len(keys):
+            raise Unavailable(f"stored tree nodes for size {found.size} are missing; the database is damaged")
+        return _Head(found.size, tuple(nodes[k] for k in keys), found.last_leaf_hash, found.last_recorded_at)
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
-        size, versions = await tx.head(sorted(streams))
-        head = await self._load_head(tx, size)
-        new_head, outcomes, nodes = self._seal(batch, head, versions, format_time(self._clock()))
+        found = await tx.head(sorted(streams))
+        head = await self._load_head(tx, found)
+        new_head, outcomes, nodes = self._seal(batch, head, found.versions, format_time(self._clock()))
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
         if not recorded:
             return head, outcomes
@@ -264,7 +262,7 @@ class Writer:
         try:
             async with self._store.write() as tx:
                 self._checkpointed_at = 0.0
-                head = await self._load_head(tx, (await tx.head([]))[0])
+                head = await self._load_head(tx, await tx.head([]))
                 await tx.append([], [], [], self._maybe_checkpoint(head))
         except LedgerError as e:
             log.warning("checkpoint_failed", error=e.detail)

@@ -21,6 +21,7 @@ from ledger.versions import VersionSet
 __all__ = [
     "ABANDONED_AFTER",
     "AppendWatch",
+    "HeadRow",
     "KeyRow",
     "LeafRow",
     "Remembered",
@@ -36,6 +37,16 @@ class LeafRow:
     seq: int
     leaf: bytes
     leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class HeadRow:
+    """The end of the log as a write transaction finds it."""
+
+    size: int
+    versions: dict[str, int]  # the current version of each stream asked about that exists
+    last_leaf_hash: bytes  # of the event at seq size - 1 (b"" when the log is empty)
+    last_recorded_at: str  # when that event was recorded, as its leaf says it ("" when empty)
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,8 @@ ABANDONED_AFTER = timedelta(minutes=2)  # a claim with nothing recorded this lon
 
 
 class WriteTransaction(Protocol):
-    async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """The log size, and the current version of each of ``streams`` that exists."""
+    async def head(self, streams: Sequence[str]) -> HeadRow:
+        """The log size, the current version of each of ``streams`` that exists, and the last event."""
         ...
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
@@ -90,12 +101,11 @@ class WriteTransaction(Protocol):
 
     # -- stored projections (ledger/versions.py), written in the same transaction as events
 
-    async def projection_position(self, name: str) -> int:
-        """How many log events projection ``name`` has applied (0 when it never ran)."""
-        ...
-
-    async def open_versions(self, policy_ids: Sequence[str], exemption_ids: Sequence[str]) -> VersionSet:
-        """The current (open) version of each of these policies and exemptions that exists."""
+    async def open_versions(
+        self, name: str, policy_ids: Sequence[str], exemption_ids: Sequence[str]
+    ) -> tuple[int, VersionSet]:
+        """How many log events projection ``name`` has applied (0 when it never ran), and the
+        current (open) version of each of these policies and exemptions that exists: one read."""
         ...
 
     async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:

@@ -10,19 +10,18 @@ from typing import Any
 import asyncpg
 
 from ledger.errors import InvalidInput, NotFound, Unavailable
-from ledger.events import Disclosure, Recorded
+from ledger.events import Disclosure, Recorded, format_time
 from ledger.merkle import NodeKey
-from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
 from ledger.store.postgres_pool import ConnectionPool
-from ledger.store.postgres_projections import NOTIFY, PostgresProjectionReads, PostgresProjectionWrites
+from ledger.store.postgres_projections import NOTIFY, Connection, PostgresProjectionReads, PostgresProjectionWrites
 from ledger.store.postgres_rebuild import fold_in_parts
 from ledger.tokens import TokenRecord
 
 __all__ = ["PostgresStore"]
 
-Connection = asyncpg.Connection
 _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
 
 
@@ -53,11 +52,13 @@ class _Write(PostgresProjectionWrites):
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
+    async def head(self, streams: Sequence[str]) -> HeadRow:
         row = await self._conn.fetchrow(_HEAD, list(streams))
         assert row is not None  # an aggregate always returns a row
-        size = 0 if row["top"] is None else int(row["top"]) + 1
-        return size, dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
+        versions = dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
+        if row["top"] is None:
+            return HeadRow(0, versions, b"", "")
+        return HeadRow(int(row["top"]) + 1, versions, bytes(row["leaf_hash"]), format_time(row["recorded_at"]))
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)
@@ -113,9 +114,11 @@ class _Write(PostgresProjectionWrites):
 
 
 _HEAD = """
-SELECT (SELECT max(seq) FROM events) AS top,
-       array_agg(v.stream) AS streams, array_agg(v.version) AS versions
-FROM (SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream) AS v
+SELECT last.seq AS top, last.leaf_hash, last.recorded_at, s.streams, s.versions
+FROM (
+    SELECT array_agg(v.stream) AS streams, array_agg(v.version) AS versions
+    FROM (SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream) AS v
+) AS s LEFT JOIN (SELECT seq, leaf_hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1) AS last ON true
 """
 
 # One statement, one round trip, for a whole batch.

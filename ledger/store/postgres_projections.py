@@ -46,9 +46,13 @@ _DECISION_NOW = versions(  # the same, for now: the indexes of current versions 
     at="to_seq IS NULL",
     disclosed=True,
 )
-# The open version of each stream asked for is its latest, found by the primary key (a
-# condition on to_seq alone was planned, on a new database, as a scan of every open version).
+# Where the projection stands (kind 'n'), and the open version of each stream asked for: its
+# latest, found by the primary key (a condition on to_seq alone was planned, on a new
+# database, as a scan of every open version).
 _OPEN = """
+SELECT 'n' AS kind, position AS from_seq, NULL::bigint AS to_seq, NULL AS state, NULL AS devices_sd
+FROM projection_positions WHERE name = $3
+UNION ALL
 SELECT 'p' AS kind, v.from_seq, v.to_seq, v.state, NULL AS devices_sd
 FROM unnest($1::text[]) AS i(id), LATERAL (
     SELECT from_seq, to_seq, state FROM policy_versions WHERE policy_id = i.id ORDER BY from_seq DESC LIMIT 1
@@ -132,12 +136,12 @@ class PostgresProjectionWrites:
 
     _conn: Connection
 
-    async def projection_position(self, name: str) -> int:
-        position = await self._conn.fetchval("SELECT position FROM projection_positions WHERE name = $1", name)
-        return 0 if position is None else int(position)
-
-    async def open_versions(self, policy_ids: Sequence[str], exemption_ids: Sequence[str]) -> VersionSet:
-        return version_set(_rows(await self._conn.fetch(_OPEN, list(policy_ids), list(exemption_ids))))
+    async def open_versions(
+        self, name: str, policy_ids: Sequence[str], exemption_ids: Sequence[str]
+    ) -> tuple[int, VersionSet]:
+        rows = _rows(await self._conn.fetch(_OPEN, list(policy_ids), list(exemption_ids), name))
+        position = next((row[1] for row in rows if row[0] == "n"), 0)
+        return position, version_set(row for row in rows if row[0] != "n")
 
     async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
         """Insert new versions, close the superseded ones (``to_seq`` set), record ``position``."""

@@ -14,7 +14,7 @@ import aiosqlite
 from ledger.errors import NotFound, Unavailable
 from ledger.events import Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import ABANDONED_AFTER, KeyRow, LeafRow, Remembered, paged_leaves, sqlite_path
+from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves, sqlite_path
 from ledger.store.migrations import migrations
 from ledger.store.sqlite_projections import SqliteProjectionReads, SqliteProjectionWrites
 from ledger.tokens import TokenRecord
@@ -26,12 +26,16 @@ class _Write(SqliteProjectionWrites):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
-    async def head(self, streams: Sequence[str]) -> tuple[int, dict[str, int]]:
+    async def head(self, streams: Sequence[str]) -> HeadRow:
         marks = ",".join("?" * len(streams))
         rows = await _fetch(
             self._conn, f"SELECT stream, max(version) FROM events WHERE stream IN ({marks}) GROUP BY stream", streams
         )
-        return await _log_size(self._conn), {r[0]: r[1] for r in rows}
+        versions = {r[0]: r[1] for r in rows}
+        last = await _fetch(self._conn, "SELECT seq, leaf_hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1")
+        if not last:
+            return HeadRow(0, versions, b"", "")
+        return HeadRow(int(last[0][0]) + 1, versions, _blob(last[0][1]), str(last[0][2]))
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)

@@ -74,14 +74,13 @@ class SqliteProjectionWrites:
 
     _conn: aiosqlite.Connection
 
-    async def projection_position(self, name: str) -> int:
+    async def open_versions(
+        self, name: str, policy_ids: Sequence[str], exemption_ids: Sequence[str]
+    ) -> tuple[int, VersionSet]:
         async with self._conn.execute("SELECT position FROM projection_positions WHERE name = ?", (name,)) as cursor:
             row = await cursor.fetchone()
-        return 0 if row is None else int(row[0])
-
-    async def open_versions(self, policy_ids: Sequence[str], exemption_ids: Sequence[str]) -> VersionSet:
         rows = await _fetch(self._conn, _OPEN, (json.dumps(list(policy_ids)), json.dumps(list(exemption_ids))))
-        return version_set(rows)
+        return 0 if row is None else int(row[0]), version_set(rows)
 
     async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
         """Insert new versions, close the superseded ones (``to_seq`` set), record ``position``."""

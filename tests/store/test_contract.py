@@ -174,6 +174,19 @@ async def test_a_second_writer_continues_the_same_chain(backend: Backend, signer
     assert await audit_store(backend.store, signer.name, [TrustedKey(signer.verifier)], workers=1) is not None
 
 
+async def test_writers_taking_turns_continue_each_others_chain(store: Store, signer: Signer) -> None:
+    one, two = Writer(store, signer), Writer(store, signer)  # as two processes sharing a database
+    await one.start()
+    await two.start()
+    events = [await w.append(draft(f"policy/P-{i}")) for i, w in enumerate([one, two, one, one, two])]
+    await one.close()
+    await two.close()
+    assert [e.seq for e in events] == list(range(5))
+    assert all(base64.b64decode(b.event["prev"]) == a.leaf_hash for a, b in zip(events, events[1:]))
+    checkpoint = await audit_store(store, signer.name, [TrustedKey(signer.verifier)], workers=1)
+    assert checkpoint is not None and checkpoint.size == 5
+
+
 async def test_stream_leaves_reads_the_events_of_the_streams_named_in_seq_order(writer: Writer, store: Store) -> None:
     for stream in ["policy/A", "policy/B", "policy/A", "policy/C", "policy/B"]:
         await writer.append(draft(stream=stream))

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from ledger.store.postgres import _NODES, _SETTLE, PostgresStore
+from ledger.store.postgres import _HEAD, _NODES, _SETTLE, PostgresStore
 from ledger.store.postgres_projections import _OPEN
 
 Plan = str
@@ -43,6 +43,13 @@ async def generic_plan(conn: asyncpg.Connection, query: str, types: str, values:
     return "\n".join(row[0] for row in await conn.fetch(f"EXPLAIN EXECUTE q({values})"))
 
 
+async def test_the_head_reads_the_last_event_and_the_streams_by_their_keys(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _HEAD, "text[]", "'{policy/P-1,exemption/E-1}'")
+    assert "Index Scan Backward using events_pkey" in found
+    assert "Index Scan on events_stream_version_key" in found  # a bitmap index scan, by stream
+    assert "Seq Scan" not in found
+
+
 async def test_stored_tree_nodes_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
     found = await generic_plan(fresh, _NODES, "smallint[], bigint[]", "'{3,0}', '{0,8}'")
     assert "Index Scan using tree_nodes_pkey" in found
@@ -56,7 +63,7 @@ async def test_an_idempotency_claim_is_settled_by_its_key(fresh: asyncpg.Connect
 
 
 async def test_the_open_versions_a_batch_continues_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
-    found = await generic_plan(fresh, _OPEN, "text[], text[]", "'{POL-1}', '{EX-1,EX-2}'")
+    found = await generic_plan(fresh, _OPEN, "text[], text[], text", "'{POL-1}', '{EX-1,EX-2}', 'policy-versions'")
     assert "Index Scan Backward using policy_versions_pkey" in found
     assert "Index Scan Backward using exemption_versions_pkey" in found
     assert "Seq Scan" not in found
