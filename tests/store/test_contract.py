@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -182,9 +183,10 @@ async def test_writers_taking_turns_continue_each_others_chain(store: Store, sig
     await one.close()
     await two.close()
     assert [e.seq for e in events] == list(range(5))
-    assert all(base64.b64decode(b.event["prev"]) == a.leaf_hash for a, b in zip(events, events[1:]))
+    assert all(base64.b64decode(b.event["prev"]) == a.leaf_hash for a, b in itertools.pairwise(events))
     checkpoint = await audit_store(store, signer.name, [TrustedKey(signer.verifier)], workers=1)
-    assert checkpoint is not None and checkpoint.size == 5
+    assert checkpoint is not None
+    assert checkpoint.size == 5
 
 
 async def test_stream_leaves_reads_the_events_of_the_streams_named_in_seq_order(writer: Writer, store: Store) -> None:
