@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         "--checkpoint",
         type=Path,
         metavar="FILE",
-        help="a checkpoint saved earlier: the log must extend it; the new one is saved there",
+        help="a checkpoint saved earlier: the log (local or --url) must extend it; the new one is saved there",
     )
     source = verify.add_mutually_exclusive_group()
     source.add_argument("--url", help="verify the log served by a policy-ledger service at this URL instead")
@@ -140,6 +140,9 @@ def _workers(text: str) -> int:
 def _verify_offline(args: argparse.Namespace) -> int:
     if not args.vkeys:
         raise InvalidInput("offline verification needs --key VKEY: the log's verifier key, from a source you trust")
+    if args.checkpoint:  # not silently left unchecked: the caller would think it was
+        raise InvalidInput("--checkpoint is checked against a whole log, which a bundle or receipt does not hold: "
+                           "drop it here, or verify the log with --url URL --checkpoint FILE")  # fmt: skip
     argv = ["--bundle", str(args.bundle)] if args.bundle else ["--receipt", str(args.receipt)]
     return offline.main([*argv, *(arg for vkey in args.vkeys for arg in ("--key", vkey))])
 

@@ -62,6 +62,14 @@ def test_verify_of_a_bundle_needs_a_key(answered: Path) -> None:
     assert "needs --key" in result.stderr
 
 
+def test_verify_of_a_bundle_refuses_a_saved_checkpoint_it_cannot_check(answered: Path) -> None:
+    (answered / "saved.checkpoint").write_text("a checkpoint saved from the log earlier\n")
+    result = cli(answered, "verify", "--bundle", "public.json", "--key", "log.vkey", "--checkpoint", "saved.checkpoint")
+    assert result.returncode == 2
+    assert "--checkpoint is checked against a whole log" in result.stderr
+    assert (answered / "saved.checkpoint").read_text() == "a checkpoint saved from the log earlier\n"
+
+
 def test_report_writes_html_and_csv_from_a_verified_bundle(answered: Path) -> None:
     result = cli(
         answered, "report", "--bundle", "public.json", "--key", "log.vkey", "--html", "r.html", "--csv", "r.csv"
