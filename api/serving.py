@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -42,7 +43,7 @@ from ledger.logs import configure_logging
 from ledger.read_cache import Commits
 from ledger.store import in_memory, open_store
 
-__all__ = ["SHUTDOWN_TIMEOUT", "run", "serve"]
+__all__ = ["COLLECTOR_THRESHOLDS", "SHUTDOWN_TIMEOUT", "run", "serve", "settle_collector"]
 
 log = structlog.get_logger("api")
 
@@ -68,10 +69,25 @@ async def serve(
     try:
         site = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, config.host, config.port)
         await site.start()
+        settle_collector()
         log.info("listening", host=config.host, port=config.port)
         await (stop or asyncio.Event()).wait()
     finally:
         await runner.cleanup()
+
+
+# The cycle collector of a serving process: once it serves, what start-up made (modules,
+# schemas, the application) is out of the collector's reach, and a collection waits for
+# 10,000 new objects rather than 700. Under load its pauses otherwise took about 7% of a
+# worker's time, up to 80-170 ms each (full passes over some 60,000 start-up objects
+# and as many of the read cache's), which the p99 of every route paid.
+COLLECTOR_THRESHOLDS = (10_000, 50, 100)
+
+
+def settle_collector() -> None:
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
 
 
 def run(config: Config) -> int:
