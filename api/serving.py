@@ -78,9 +78,10 @@ async def serve(
 
 # The cycle collector of a serving process: once it serves, what start-up made (modules,
 # schemas, the application) is out of the collector's reach, and a collection waits for
-# 10,000 new objects rather than 700. Under load its pauses otherwise took about 7% of a
-# worker's time, up to 80-170 ms each (full passes over some 60,000 start-up objects
-# and as many of the read cache's), which the p99 of every route paid.
+# 10,000 new objects rather than 700. Its pauses otherwise took up to 8% of a worker's time
+# under load (1 s of 12 s of decisions about 50,000 accounts), up to 100-170 ms each (full
+# passes over some 60,000 start-up objects and as many of the read cache's), which the p99
+# of every route paid.
 COLLECTOR_THRESHOLDS = (10_000, 50, 100)
 
 
