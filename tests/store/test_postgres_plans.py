@@ -46,7 +46,7 @@ async def generic_plan(conn: asyncpg.Connection, query: str, types: str, values:
 async def test_the_head_reads_the_last_event_and_the_streams_by_their_keys(fresh: asyncpg.Connection) -> None:
     found = await generic_plan(fresh, _HEAD, "text[]", "'{policy/P-1,exemption/E-1}'")
     assert "Index Scan Backward using events_pkey" in found
-    assert "Index Scan on events_stream_version_key" in found  # a bitmap index scan, by stream
+    assert "on events_stream_version_key" in found or "using events_stream_version_key" in found  # by stream
     assert "Seq Scan" not in found
 
 
