@@ -15,7 +15,7 @@ from ledger.merkle import NodeKey
 from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
-from ledger.store.postgres_pool import ConnectionPool
+from ledger.store.postgres_pool import Connect, ConnectionPool
 from ledger.store.postgres_projections import NOTIFY, Connection, PostgresProjectionReads, PostgresProjectionWrites
 from ledger.store.postgres_rebuild import fold_in_parts
 from ledger.tokens import TokenRecord
@@ -158,6 +158,13 @@ async def _keys(conn: Any) -> list[KeyRow]:
     return [KeyRow(r["key_id"], r["vkey"], r["from_seq"]) for r in rows]
 
 
+def _connector(url: str, server_settings: dict[str, str] | None) -> Connect:
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(url, server_settings=server_settings, timeout=10)
+
+    return connect
+
+
 @asynccontextmanager
 async def _transaction(conn: Connection) -> AsyncIterator[None]:
     """COMMIT on a clean exit, ROLLBACK otherwise; the caller sends BEGIN (with its lock)."""
@@ -177,16 +184,14 @@ class PostgresStore(PostgresProjectionReads):
         self._pool = pool
         self.url = url
         self._server_settings = server_settings
+        self._connect = _connector(url, server_settings)  # a connection of its own, beside the pool's
 
     @classmethod
     async def open(
         cls, url: str, *, min_size: int = 1, max_size: int = 10, server_settings: dict[str, str] | None = None
     ) -> PostgresStore:
-        async def connect() -> asyncpg.Connection:
-            return await asyncpg.connect(url, server_settings=server_settings, timeout=10)
-
         async with _reachable(url):
-            pool = await ConnectionPool.open(connect, min_size=min_size, max_size=max_size)
+            pool = await ConnectionPool.open(_connector(url, server_settings), min_size=min_size, max_size=max_size)
         return cls(pool, url, server_settings)
 
     async def close(self) -> None:
@@ -230,7 +235,7 @@ class PostgresStore(PostgresProjectionReads):
 
     async def fold_in_parts(self, size: int, parts: int, page: int) -> bool:
         async with _reachable(self.url):  # over a connection of its own: the caller's holds the lock
-            conn = await asyncpg.connect(self.url, server_settings=self._server_settings, timeout=10)
+            conn = await self._connect()
             try:
                 await fold_in_parts(conn, self.url, self._server_settings, size, parts, page)
             finally:
@@ -238,7 +243,7 @@ class PostgresStore(PostgresProjectionReads):
         return True
 
     async def watch_appends(self) -> AppendNotices:
-        notices = AppendNotices(lambda: asyncpg.connect(self.url, server_settings=self._server_settings, timeout=10))
+        notices = AppendNotices(self._connect)
         async with _reachable(self.url):
             await notices.start()
         return notices

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["ConnectionPool"]
+__all__ = ["Connect", "ConnectionPool"]
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
