@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,9 +17,19 @@ from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembe
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
 from ledger.store.postgres_pool import Connect, ConnectionPool
-from ledger.store.postgres_projections import NOTIFY, Connection, PostgresProjectionReads, PostgresProjectionWrites
+from ledger.store.postgres_projections import (
+    NOTIFY,
+    SAVE_PARTS,
+    Connection,
+    PostgresProjectionReads,
+    PostgresProjectionWrites,
+    one_statement,
+    open_rows,
+    save_arguments,
+)
 from ledger.store.postgres_rebuild import fold_in_parts
 from ledger.tokens import TokenRecord
+from ledger.versions import VersionSet
 
 __all__ = ["PostgresStore"]
 
@@ -49,21 +60,39 @@ def _redact(url: str) -> str:
 
 
 class _Write(PostgresProjectionWrites):
+    """A write transaction, sending what it can together: the head brings the frontier of
+    the tree and the open versions of the streams asked about (what the writer and the
+    projector read next), and a batch's events wait to go in one statement with the
+    projection's rows (or before anything else that might read them, or at commit)."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._frontier: dict[NodeKey, bytes] = {}
+        self._appending: list[Any] | None = None  # the arguments of an append not yet sent
 
     async def head(self, streams: Sequence[str]) -> HeadRow:
-        row = await self._conn.fetchrow(_HEAD, list(streams))
+        await self.flush()
+        ids: dict[str, list[str]] = {"policy": [], "exemption": []}
+        for stream in streams:
+            kind, _, ident = stream.partition("/")
+            ids.get(kind, []).append(ident)
+        row = await self._conn.fetchrow(_HEAD, list(streams), ids["policy"], ids["exemption"])
         assert row is not None  # an aggregate always returns a row
+        self.remember_open(ids["policy"], ids["exemption"], _unzipped(row, "kinds", "froms", "tos", "states", "sds"))
+        self._frontier = {(level, idx): bytes(h) for level, idx, h in _unzipped(row, "levels", "idxs", "hashes")}
         versions = dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
         if row["top"] is None:
             return HeadRow(0, versions, b"", "")
         return HeadRow(int(row["top"]) + 1, versions, bytes(row["leaf_hash"]), format_time(row["recorded_at"]))
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        if all(k in self._frontier for k in keys):
+            return {k: self._frontier[k] for k in keys}
+        await self.flush()
         return await _read_nodes(self._conn, keys)
 
     async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
+        await self.flush()
         rows = await self._conn.fetch(
             "SELECT seq, leaf, leaf_hash FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq", start, end
         )
@@ -89,10 +118,11 @@ class _Write(PostgresProjectionWrites):
         disclosures: Sequence[tuple[int, Disclosure]],
         checkpoint: tuple[int, bytes] | None,
     ) -> None:
+        await self.flush()
         if checkpoint is None:
             checkpoint = (-1, b"")
-        await self._conn.execute(
-            _APPEND,
+        self._frontier = {}
+        self._appending = [
             [e.seq for e in events],
             [e.stream for e in events],
             [e.version for e in events],
@@ -110,31 +140,63 @@ class _Write(PostgresProjectionWrites):
             [d.disclosure for _, d in disclosures],
             checkpoint[0],
             checkpoint[1],
-        )
+        ]
+
+    async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
+        if self._appending is None:
+            return await super().save_versions(versions, name, position)
+        appending, self._appending, self._opened = self._appending, None, None
+        await self._conn.execute(_APPEND_AND_SAVE, *appending, *save_arguments(versions, name, position))
+
+    async def flush(self) -> None:
+        """Send the append that waits, if one does."""
+        if self._appending is not None:
+            appending, self._appending = self._appending, None
+            await self._conn.execute(_APPEND, *appending)
 
 
-_HEAD = """
-SELECT last.seq AS top, last.leaf_hash, last.recorded_at, s.streams, s.versions
+# The end of the log, the versions of the streams asked for ($1), the frontier of the tree
+# (its perfect subtrees, largest first: merkle.frontier_keys in SQL) and the rows of open_rows
+# for the policies ($2) and exemptions ($3) asked for, as arrays: one round trip.
+_HEAD = f"""
+SELECT last.seq AS top, last.leaf_hash, last.recorded_at, s.streams, s.versions,
+       f.levels, f.idxs, f.hashes, o.kinds, o.froms, o.tos, o.states, o.sds
 FROM (
     SELECT array_agg(v.stream) AS streams, array_agg(v.version) AS versions
     FROM (SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream) AS v
-) AS s LEFT JOIN (SELECT seq, leaf_hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1) AS last ON true
+) AS s CROSS JOIN (
+    SELECT array_agg(kind) AS kinds, array_agg(from_seq) AS froms, array_agg(to_seq) AS tos,
+           array_agg(state) AS states, array_agg(devices_sd) AS sds
+    FROM ({open_rows("$2", "$3")}) AS o
+) AS o LEFT JOIN (SELECT seq, leaf_hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1) AS last ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(n.level) AS levels, array_agg(n.idx) AS idxs, array_agg(n.hash) AS hashes
+    FROM generate_series(0, 62) AS b(level)
+    JOIN tree_nodes n ON n.level = b.level AND n.idx = ((last.seq + 1) >> (b.level + 1)) << 1
+    WHERE ((last.seq + 1) >> b.level) & 1 = 1
+) AS f ON true
 """
 
-# One statement, one round trip, for a whole batch.
-_APPEND = """
-WITH e AS (
-    INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash)
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bytea[], $7::bytea[])
-), n AS (
-    INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($8::smallint[], $9::bigint[], $10::bytea[])
-), d AS (
-    INSERT INTO disclosures (digest, seq, category, field, disclosure)
-    SELECT * FROM unnest($11::text[], $12::bigint[], $13::text[], $14::text[], $15::bytea[])
+# A batch's events, the tree nodes they complete, their disclosures and a checkpoint.
+_APPEND_PARTS = (
+    """INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bytea[],
+                         $7::bytea[])""",
+    "INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($8::smallint[], $9::bigint[], $10::bytea[])",
+    """INSERT INTO disclosures (digest, seq, category, field, disclosure)
+    SELECT * FROM unnest($11::text[], $12::bigint[], $13::text[], $14::text[], $15::bytea[])""",
+    """INSERT INTO checkpoints (size, note) SELECT $16::bigint, $17::bytea WHERE $16::bigint >= 0
+    ON CONFLICT DO NOTHING""",
 )
-INSERT INTO checkpoints (size, note) SELECT $16::bigint, $17::bytea WHERE $16::bigint >= 0
-ON CONFLICT DO NOTHING
-"""
+_APPEND = one_statement(_APPEND_PARTS)
+_APPEND_AND_SAVE = one_statement(  # the projection's parameters follow the append's 17
+    _APPEND_PARTS + tuple(re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + 17}", part) for part in SAVE_PARTS)
+)
+
+
+def _unzipped(row: asyncpg.Record, *columns: str) -> list[Any]:
+    """The rows of a result's array columns (a NULL array: no rows)."""
+    return list(zip(*(row[c] or [] for c in columns), strict=True))
 
 
 _SETTLE = "UPDATE idempotency SET seq = $3 WHERE scope = $1 AND key = $2"
@@ -227,7 +289,9 @@ class PostgresStore(PostgresProjectionReads):
             # in, but no other writer, so each batch reads the log head and commits before
             # the next batch can read it. Commit order is therefore seq order, with no gap.
             await conn.execute("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE")
-            yield _Write(conn)
+            tx = _Write(conn)
+            yield tx
+            await tx.flush()
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with _reachable(self.url):

@@ -20,9 +20,24 @@ from ledger.store.postgres_notices import CHANNEL, LOG_SCHEMA
 from ledger.store.version_queries import StateTimes, at_seq, queries, versions
 from ledger.versions import FOREVER, VersionSet, name_key
 
-__all__ = ["NOTIFY", "PostgresProjectionReads", "PostgresProjectionWrites"]
+__all__ = [
+    "NOTIFY",
+    "SAVE_PARTS",
+    "PostgresProjectionReads",
+    "PostgresProjectionWrites",
+    "one_statement",
+    "open_rows",
+    "save_arguments",
+]
 
 Connection = asyncpg.Connection
+
+
+def one_statement(parts: Sequence[str]) -> str:
+    """Data-modifying statements as one (each but the last a WITH query): one round trip."""
+    queries = ",\n".join(f"q{i} AS (\n    {part}\n)" for i, part in enumerate(parts[:-1]))
+    return f"WITH {queries}\n{parts[-1]}" if queries else parts[-1]
+
 
 _READS = queries(
     "$",
@@ -46,24 +61,31 @@ _DECISION_NOW = versions(  # the same, for now: the indexes of current versions 
     at="to_seq IS NULL",
     disclosed=True,
 )
-# Where the projection stands (kind 'n'), and the open version of each stream asked for: its
-# latest, found by the primary key (a condition on to_seq alone was planned, on a new
-# database, as a scan of every open version).
-_OPEN = """
-SELECT 'n' AS kind, position AS from_seq, NULL::bigint AS to_seq, NULL AS state, NULL AS devices_sd
-FROM projection_positions WHERE name = $3
+
+
+def open_rows(policy_ids: str, exemption_ids: str) -> str:
+    """SQL for where each projection stands (kind 'n': its name as ``state``, its position as
+    ``from_seq``), and the open version of each policy and exemption in the SQL arrays
+    ``policy_ids`` and ``exemption_ids`` that exists: its latest, found by the primary key (a
+    condition on to_seq alone was planned, on a new database, as a scan of every open version)."""
+    return f"""
+SELECT 'n' AS kind, position AS from_seq, NULL::bigint AS to_seq, name AS state, NULL AS devices_sd
+FROM projection_positions
 UNION ALL
 SELECT 'p' AS kind, v.from_seq, v.to_seq, v.state, NULL AS devices_sd
-FROM unnest($1::text[]) AS i(id), LATERAL (
+FROM unnest({policy_ids}::text[]) AS i(id), LATERAL (
     SELECT from_seq, to_seq, state FROM policy_versions WHERE policy_id = i.id ORDER BY from_seq DESC LIMIT 1
 ) AS v WHERE v.to_seq IS NULL
 UNION ALL
 SELECT 'e', v.from_seq, v.to_seq, v.state, v.devices_sd
-FROM unnest($2::text[]) AS i(id), LATERAL (
+FROM unnest({exemption_ids}::text[]) AS i(id), LATERAL (
     SELECT from_seq, to_seq, state, devices_sd FROM exemption_versions WHERE exemption_id = i.id
     ORDER BY from_seq DESC LIMIT 1
 ) AS v WHERE v.to_seq IS NULL
 """
+
+
+_OPEN = open_rows("$1", "$2")
 _EVERY = (
     "SELECT kind, from_seq, to_seq, state, devices_sd FROM ("
     " SELECT 'p' AS kind, policy_id AS id, from_seq, to_seq, state, NULL AS devices_sd FROM policy_versions"
@@ -71,24 +93,22 @@ _EVERY = (
     ") AS v ORDER BY kind, id, from_seq"
 )
 
-# One statement, one round trip: new versions inserted, superseded ones closed, position moved.
-_SAVE = """
-WITH p AS (
-    INSERT INTO policy_versions (policy_id, from_seq, to_seq, app_key, organisation_keys, state)
+# New versions inserted, superseded ones closed (the parts of one statement), position moved.
+SAVE_PARTS = (
+    """INSERT INTO policy_versions (policy_id, from_seq, to_seq, app_key, organisation_keys, state)
     SELECT v.id, v.from_seq, v.to_seq, v.app_key, ARRAY(SELECT json_array_elements_text(v.orgs::json)), v.state
     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[])
         AS v(id, from_seq, to_seq, app_key, orgs, state)
-    ON CONFLICT (policy_id, from_seq) DO UPDATE SET to_seq = excluded.to_seq
-), e AS (
-    INSERT INTO exemption_versions
+    ON CONFLICT (policy_id, from_seq) DO UPDATE SET to_seq = excluded.to_seq""",
+    """INSERT INTO exemption_versions
         (exemption_id, from_seq, to_seq, policy_id, account_key, organisation_key, devices_sd, state)
     SELECT * FROM unnest($7::text[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[],
                          $13::text[], $14::text[])
-    ON CONFLICT (exemption_id, from_seq) DO UPDATE SET to_seq = excluded.to_seq
+    ON CONFLICT (exemption_id, from_seq) DO UPDATE SET to_seq = excluded.to_seq""",
+    """INSERT INTO projection_positions (name, position) VALUES ($15, $16)
+    ON CONFLICT (name) DO UPDATE SET position = excluded.position""",
 )
-INSERT INTO projection_positions (name, position) VALUES ($15, $16)
-ON CONFLICT (name) DO UPDATE SET position = excluded.position
-"""
+_SAVE = one_statement(SAVE_PARTS)
 _POLICY_COLUMNS = ["policy_id", "from_seq", "to_seq", "app_key", "organisation_keys", "state"]
 _EXEMPTION_COLUMNS = [
     "exemption_id", "from_seq", "to_seq", "policy_id", "account_key", "organisation_key", "devices_sd", "state"
@@ -127,29 +147,53 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[i] for row in rows] for i in range(width)]
 
 
+def save_arguments(versions: VersionSet, name: str, position: int) -> list[Any]:
+    """The arguments of :data:`SAVE_PARTS`."""
+    policies = [(*r[:4], json.dumps(r[4]), r[5]) for r in map(policy_row, versions.policies)]
+    exemptions = [exemption_row(v) for v in versions.exemptions]
+    return [*_columns(policies, 6), *_columns(exemptions, 8), name, position]
+
+
 def _rows(records: Sequence[asyncpg.Record]) -> list[VersionRow]:
     return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
 
 
 class PostgresProjectionWrites:
-    """The projector's side of a write transaction (which holds the log's lock)."""
+    """The projector's side of a write transaction (which holds the log's lock).
+
+    The open versions read with the log head (:meth:`remember_open`) answer the projector's
+    read of them without a round trip, until versions are saved."""
 
     _conn: Connection
+    _opened: tuple[frozenset[str], frozenset[str], list[VersionRow]] | None = None
+
+    def remember_open(self, policy_ids: Sequence[str], exemption_ids: Sequence[str], rows: list[VersionRow]) -> None:
+        """Keep ``rows``, read by :func:`open_rows` for these ids in this transaction."""
+        self._opened = frozenset(policy_ids), frozenset(exemption_ids), rows
 
     async def open_versions(
         self, name: str, policy_ids: Sequence[str], exemption_ids: Sequence[str]
     ) -> tuple[int, VersionSet]:
-        rows = _rows(await self._conn.fetch(_OPEN, list(policy_ids), list(exemption_ids), name))
-        position = next((row[1] for row in rows if row[0] == "n"), 0)
-        return position, version_set(row for row in rows if row[0] != "n")
+        opened = self._opened
+        if opened is not None and opened[0].issuperset(policy_ids) and opened[1].issuperset(exemption_ids):
+            rows = opened[2]
+        else:
+            rows = _rows(await self._conn.fetch(_OPEN, list(policy_ids), list(exemption_ids)))
+        position = next((row[1] for row in rows if row[0] == "n" and row[3] == name), 0)
+        found = version_set(row for row in rows if row[0] != "n")
+        policies, exemptions = set(policy_ids), set(exemption_ids)
+        return position, VersionSet(
+            tuple(v for v in found.policies if v.state.policy_id in policies),
+            tuple(v for v in found.exemptions if v.state.exemption_id in exemptions),
+        )
 
     async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
         """Insert new versions, close the superseded ones (``to_seq`` set), record ``position``."""
-        policies = [(*r[:4], json.dumps(r[4]), r[5]) for r in map(policy_row, versions.policies)]
-        exemptions = [exemption_row(v) for v in versions.exemptions]
-        await self._conn.execute(_SAVE, *_columns(policies, 6), *_columns(exemptions, 8), name, position)
+        self._opened = None
+        await self._conn.execute(_SAVE, *save_arguments(versions, name, position))
 
     async def start_rebuild(self) -> None:
+        self._opened = None
         await self.make_rebuild_tables()
         await self._conn.execute("DELETE FROM projection_positions")
 

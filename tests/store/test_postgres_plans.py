@@ -44,10 +44,19 @@ async def generic_plan(conn: asyncpg.Connection, query: str, types: str, values:
 
 
 async def test_the_head_reads_the_last_event_and_the_streams_by_their_keys(fresh: asyncpg.Connection) -> None:
-    found = await generic_plan(fresh, _HEAD, "text[]", "'{policy/P-1,exemption/E-1}'")
+    found = await generic_plan(fresh, _HEAD, "text[], text[], text[]", "'{policy/P-1,exemption/E-1}', '{P-1}', '{E-1}'")
     assert "Index Scan Backward using events_pkey" in found
     assert "on events_stream_version_key" in found or "using events_stream_version_key" in found  # by stream
-    assert "Seq Scan" not in found
+    assert "Seq Scan on events" not in found
+
+
+async def test_the_head_reads_the_frontier_and_the_open_versions_by_their_keys(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _HEAD, "text[], text[], text[]", "'{policy/P-1,exemption/E-1}', '{P-1}', '{E-1}'")
+    assert "using tree_nodes_pkey" in found
+    assert "Index Scan Backward using policy_versions_pkey" in found
+    assert "Index Scan Backward using exemption_versions_pkey" in found
+    scanned = {line.split(" on ")[1].split()[0] for line in found.splitlines() if "Seq Scan on" in line}
+    assert scanned <= {"projection_positions"}  # a row per projection: there is one
 
 
 async def test_stored_tree_nodes_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
@@ -63,8 +72,9 @@ async def test_an_idempotency_claim_is_settled_by_its_key(fresh: asyncpg.Connect
 
 
 async def test_the_open_versions_a_batch_continues_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
-    found = await generic_plan(fresh, _OPEN, "text[], text[], text", "'{POL-1}', '{EX-1,EX-2}', 'policy-versions'")
+    found = await generic_plan(fresh, _OPEN, "text[], text[]", "'{POL-1}', '{EX-1,EX-2}'")
     assert "Index Scan Backward using policy_versions_pkey" in found
     assert "Index Scan Backward using exemption_versions_pkey" in found
-    assert "Seq Scan" not in found
+    assert "Seq Scan on policy_versions" not in found
+    assert "Seq Scan on exemption_versions" not in found
     assert "_now" not in found  # the indexes of current versions hold every open version

@@ -1,0 +1,67 @@
+"""A batch on PostgreSQL is four round trips, whichever process wrote the batch before it.
+
+The writer holds the log's lock from the first to the last, so each round trip it saves
+is time another process's writer does not wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ledger import schemas
+from ledger.events import Draft
+from ledger.projector import VersionProjector
+from ledger.signing import Signer
+from ledger.store.postgres import PostgresStore
+from ledger.writer import Writer
+from tests.backends import postgres_backend
+
+
+@pytest.fixture
+async def stores(postgres_url: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores of one log, as two processes would open it, each with one connection."""
+    async with postgres_backend(postgres_url) as backend:
+        settings = {"search_path": str(backend.schema)}
+        first, second = [await PostgresStore.open(postgres_url, max_size=1, server_settings=settings) for _ in "ab"]
+        try:
+            yield first, second
+        finally:
+            await first.close()
+            await second.close()
+
+
+def issued(policy_id: str) -> Draft:
+    data = schemas.example("policy.issued/1")
+    return Draft(f"policy/{policy_id}", "policy.issued", data, {"id": "officer", "role": "policy-officer"})
+
+
+async def statements_of(store: PostgresStore) -> list[str]:
+    """The statements the store's one connection sends from now on."""
+    sent: list[str] = []
+    async with store._pool.acquire() as conn:  # the pool's only connection: the writer's too
+        conn.add_query_logger(lambda query: sent.append(query.query))
+    return sent
+
+
+async def test_a_batch_after_another_writers_is_four_round_trips(
+    stores: tuple[PostgresStore, PostgresStore], signer: Signer
+) -> None:
+    first, second = stores
+    mine = Writer(first, signer, projectors=[VersionProjector()])
+    theirs = Writer(second, signer, projectors=[VersionProjector()])
+    await mine.start()
+    await theirs.start()
+    try:
+        await mine.append(issued("P-1"))
+        await theirs.append(issued("P-2"))  # the log moved on: the frontier and versions mine remembers are stale
+        sent = await statements_of(first)
+        recorded = await mine.append(issued("P-3"))
+    finally:
+        await mine.close()
+        await theirs.close()
+    assert recorded.seq == 2
+    assert len(sent) == 4, sent  # BEGIN and the lock; the head; the events with their versions; COMMIT
+    assert sent[0].startswith("BEGIN")
+    assert sent[-1] == "COMMIT"
