@@ -16,7 +16,6 @@ import asyncio
 import json
 import re
 import time
-import uuid
 from http import HTTPStatus
 from typing import Any
 
@@ -28,6 +27,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from api.keys import REQUEST_ID
 from ledger.errors import ExpectationFailed, InvalidInput, LedgerError, NotFound
+from ledger.uuids import random_uuid
 
 __all__ = ["PROBLEM_JSON", "REQUEST_ID_HEADER", "expectations", "problems", "render", "request_ids", "unparsed"]
 
@@ -68,7 +68,7 @@ def _problem(request: web.Request, error: LedgerError, *, type_: str | None = No
 def unparsed(status: int, message: str) -> web.Response:
     """The answer to a request aiohttp's HTTP parser refused (it reached no route). The
     parser's message is cut before any bytes of the request: they may hold a secret."""
-    phrase, request_id = HTTPStatus(status).phrase, str(uuid.uuid4())
+    phrase, request_id = HTTPStatus(status).phrase, random_uuid()
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         detail = f"an unexpected error occurred while reading the request; quote request id {request_id}"
     else:
@@ -140,7 +140,7 @@ async def expectations(request: web.Request) -> web.StreamResponse | None:
 
 def _request_id(request: web.Request) -> str:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    return incoming if _SANE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
+    return incoming if _SANE_REQUEST_ID.fullmatch(incoming) else random_uuid()
 
 
 @web.middleware

@@ -9,6 +9,7 @@ UTF-16 code units, as RFC 8785 §3.2.3 requires.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import re
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ import orjson
 
 from ledger.errors import NotCanonical
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical", "is_canonical", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical", "copied", "is_canonical", "parse"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 254  # arrays and objects within one another: orjson's limit, well within Python's stack
@@ -37,6 +38,18 @@ def canonical(value: Any) -> bytes:
         return fast
     _check(value, "")
     return "".join(_encode(value)).encode("utf-8")
+
+
+def copied(value: Any) -> Any:
+    """A deep copy of a JSON value: its objects and arrays copied, its strings, numbers,
+    booleans and nulls shared (they cannot change); anything else as ``copy.deepcopy`` copies it."""
+    if isinstance(value, dict):
+        return {key: copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copied(item) for item in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return copy.deepcopy(value)
 
 
 def _fast(value: Any) -> bytes | None:

@@ -10,7 +10,6 @@ import base64
 import functools
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from ledger.errors import EventTooLarge, InvalidInput, NotCanonical, Verificatio
 from ledger.merkle import leaf_hash
 from ledger.sensitive import Disclosure
 from ledger.signing import EVENT_CONTEXT, Signer
+from ledger.uuids import random_uuid
 
 _encode_str = json.encoder.encode_basestring
 
@@ -91,7 +91,7 @@ class Draft:
     actor: Mapping[str, str]
     schema_version: int = 1
     expected_version: int | None = None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=random_uuid)
     disclosures: tuple[Disclosure, ...] = ()
     claim: tuple[str, str] | None = None  # (scope, Idempotency-Key) whose request this event answers
     requires: tuple[tuple[str, int], ...] = ()  # other streams that must still be at these versions

@@ -13,13 +13,13 @@ forward). Only expiry is judged, against the caller's ``now``.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.canonical import copied
 from ledger.errors import (
     InvalidInput,
     LedgerError,
@@ -332,7 +332,7 @@ def _verb(command: Command) -> str:
 def _new_event(stream: str, command: Command, data: Mapping[str, Any], version: int) -> NewEvent:
     kind = _EVENT_TYPES[type(command)][0]
     validate(f"{kind}/1", data)
-    return NewEvent(stream, kind, f"{kind}/1", copy.deepcopy(dict(data)), version)
+    return NewEvent(stream, kind, f"{kind}/1", copied(dict(data)), version)
 
 
 def _when(moment: datetime) -> str:

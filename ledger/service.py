@@ -148,9 +148,8 @@ class LedgerService:
     async def _record(self, command: Command, actor: Mapping[str, str], claim: tuple[str, str] | None,
                       decide: Callable[[Command], Awaitable[Decided]]) -> list[Recorded]:  # fmt: skip
         decided, requires = await decide(command)
-        drafts = [replace(_draft(new, actor), requires=requires) for new in decided]
-        if drafts:
-            drafts[-1] = replace(drafts[-1], claim=claim)
+        last = len(decided) - 1
+        drafts = [_draft(new, actor, requires, claim if i == last else None) for i, new in enumerate(decided)]
         return [await self._writer.append(draft) for draft in drafts]
 
     @contextlib.asynccontextmanager
@@ -360,9 +359,13 @@ def _with_devices(version: ExemptionVersion, disclosures: Mapping[str, bytes]) -
     return replace(version, state=state)
 
 
-def _draft(new: NewEvent, actor: Mapping[str, str]) -> Draft:
-    """The sealed draft of a decided event, expecting its stream where the rules saw it."""
+def _draft(
+    new: NewEvent, actor: Mapping[str, str], requires: tuple[tuple[str, int], ...], claim: tuple[str, str] | None
+) -> Draft:
+    """The sealed draft of a decided event, expecting its stream where the rules saw it (and
+    the other streams it ``requires``); ``claim`` is the Idempotency-Key it settles."""
     data, disclosures = seal(new.schema, new.data)
     expected = None if new.version is None else new.version - 1
     version = int(new.schema.rpartition("/")[2])
-    return Draft(new.stream, new.type, data, actor, version, expected, disclosures=disclosures)
+    return Draft(new.stream, new.type, data, actor, version, expected, disclosures=disclosures, claim=claim,
+                 requires=requires)  # fmt: skip

@@ -322,7 +322,7 @@ class LiftedWhileDeciding(LedgerService):
         if not self.lifted:
             self.lifted = True
             await self._writer.append(_draft(decide_policy(await self._policy(P), LiftPolicy(P, lift()))[0],
-                                             {"id": "other-officer", "role": "policy-officer"}))  # fmt: skip
+                                             {"id": "other-officer", "role": "policy-officer"}, (), None))  # fmt: skip
         return decided
 
 

@@ -12,7 +12,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, canonical, is_canonical, parse
+from ledger.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, canonical, copied, is_canonical, parse
 from ledger.errors import InvalidInput, NotCanonical
 
 # -- the values canonical JSON holds -------------------------------------------------------
@@ -274,3 +274,12 @@ def test_parse_reads_integers_strings_and_nesting() -> None:
 
 def test_a_read_only_mapping_encodes_as_an_object() -> None:
     assert canonical(MappingProxyType({"b": 1, "a": 2})) == b'{"a":2,"b":1}'
+
+
+def test_a_copied_json_value_is_equal_and_shares_no_object_or_array_with_the_original() -> None:
+    original = {"a": [1, {"b": "text", "c": None, "d": True}], "e": {"f": []}}
+    copy = copied(original)
+    assert copy == original
+    copy["a"][1]["b"] = "changed"
+    copy["e"]["f"].append(1)
+    assert original == {"a": [1, {"b": "text", "c": None, "d": True}], "e": {"f": []}}
