@@ -74,8 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="vkeys",
         metavar="VKEY",
-        help="a trusted verifier key, or a file holding it (repeatable); default: the key of --key-file, or with"
-        " --url the served keys",
+        help="a trusted verifier key, or a file holding it (repeat it for each key the log has had; checking a log,"
+        " local or --url, each is trusted only from its first seq to the next key's, as the log lists them);"
+        " default: the key of --key-file, or with --url the served keys",
     )
     verify.add_argument(
         "--checkpoint",

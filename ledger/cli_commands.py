@@ -32,7 +32,7 @@ from ledger.store import Store, in_memory, open_store
 from ledger.store.base import sqlite_path
 from ledger.terminal import clear_line, progress
 from ledger.tokens import TokenRecord, check_name, check_role, hash_token, new_token
-from ledger.verify import TrustedKey
+from ledger.verify import TrustedKey, key_terms
 
 __all__ = ["COMMANDS"]
 
@@ -90,6 +90,8 @@ async def _verify_local(
         note, size = await store.latest_checkpoint(), await store.log_size()
         workers = args.workers or (1 if size < SMALL_LOG else None)  # worker start-up outweighs a small log
         origin = keys[0].verifier.name
+        stated = [TrustedKey(Verifier.from_vkey(row.vkey), row.from_seq) for row in await store.keys()]
+        keys = list(key_terms(stated, keys))  # each key only for the events of its term
         checkpoint = await audit_leaves(store.iter_leaves(), origin, keys, latest=note, trusted=saved,
                                         workers=workers, progress=progress(size))  # fmt: skip
     finally:

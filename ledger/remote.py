@@ -22,7 +22,7 @@ from ledger.errors import Unavailable, VerificationError
 from ledger.merkle import leaf_hash
 from ledger.signing import Verifier
 from ledger.store.base import LeafRow
-from ledger.verify import TrustedKey
+from ledger.verify import TrustedKey, key_terms
 
 __all__ = ["PAGE", "RemoteAudit", "audit_url"]
 
@@ -43,13 +43,14 @@ class RemoteAudit:
 
 async def audit_url(url: str, keys: Sequence[TrustedKey] | None, *, trusted: bytes | None = None,
                     workers: int | None = None, progress: Progress | None = None) -> RemoteAudit:  # fmt: skip
-    """Verify the log served at ``url`` (the service root); ``keys`` None means trust the served keys."""
+    """Verify the log served at ``url`` (the service root); ``keys`` None means trust the served
+    keys. Each key is trusted only within the term the served list states for it."""
     base = url.rstrip("/") + "/v1/log"
     async with aiohttp.ClientSession(timeout=_PER_REQUEST, raise_for_status=False) as session:
         served_keys = await _get_json(session, f"{base}/keys", _SMALL)
         with _served("key list"):
             origin = str(served_keys["origin"])
-        used = tuple(keys) if keys is not None else _served_keys(served_keys)
+        used = key_terms(_served_keys(served_keys), keys)
         note = await _get_checkpoint(session, f"{base}/checkpoint")
         checkpoint = await audit_leaves(_leaves(session, base), origin, used, latest=note, trusted=trusted,
                                         workers=workers, progress=progress)  # fmt: skip

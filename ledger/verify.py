@@ -24,15 +24,34 @@ from ledger.events import ZERO_HASH, decode_leaf, unsigned_leaf
 from ledger.merkle import EMPTY_ROOT, frontier_root, leaf_hash, perfect_nodes_completed
 from ledger.signing import Verifier
 
-__all__ = ["CheckedLeaf", "LogAuditor", "TrustedKey", "check_leaves"]
+__all__ = ["CheckedLeaf", "LogAuditor", "TrustedKey", "check_leaves", "key_terms"]
 
 
 @dataclass(frozen=True)
 class TrustedKey:
-    """A log key the verifier trusts, valid for events from ``from_seq`` on."""
+    """A log key the verifier trusts for events from ``from_seq`` on, and only before
+    ``until_seq`` once the log moved to its successor there (None: still the log's key)."""
 
     verifier: Verifier
     from_seq: int = 0
+    until_seq: int | None = None
+
+
+def key_terms(stated: Sequence[TrustedKey], given: Sequence[TrustedKey] | None = None) -> tuple[TrustedKey, ...]:
+    """The keys a log states it has had (``stated``, each from its ``from_seq``), each trusted
+    only until the next one begins: a key the log moved on from signs none of its later
+    events, even if it leaked. With ``given`` (keys the verifier was handed, which carry no
+    term), only those, each within the term the log states for it; a key the log does not
+    list keeps none. A stated term can only narrow the trust in a given key, never widen it."""
+    ordered = sorted(stated, key=lambda k: k.from_seq)
+    ends: list[int | None] = [k.from_seq for k in ordered[1:]]  # the last key's term has no end
+    terms = {
+        k.verifier.key_id: TrustedKey(k.verifier, k.from_seq, end)
+        for k, end in zip(ordered, [*ends, None][: len(ordered)], strict=True)
+    }
+    if given is None:
+        return tuple(terms.values())
+    return tuple(terms.get(k.verifier.key_id, k) for k in given)
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,10 @@ def _check_leaf(origin: str, keys: dict[str, TrustedKey], seq: int, leaf: bytes)
     if seq < key.from_seq:
         raise VerificationError(
             f"signed by key {event['key_id']} before it was in use (from seq {key.from_seq})", seq=seq
+        )
+    if key.until_seq is not None and seq >= key.until_seq:
+        raise VerificationError(
+            f"signed by key {event['key_id']}, which the log moved on from at seq {key.until_seq}", seq=seq
         )
     try:
         signature, prev = _strict_b64(event["sig"]), _strict_b64(event["prev"])

@@ -21,7 +21,7 @@ from typing import Protocol
 import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.errors import LedgerError, Unavailable, VersionConflict
+from ledger.errors import InvalidInput, LedgerError, Unavailable, VersionConflict
 from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.read_cache import Commits
@@ -105,10 +105,17 @@ class Writer:
         return self._signer.name
 
     async def start(self) -> None:
+        """Record the signing key from the next seq when the log has not had it; refuse a key
+        the log moved on from (verifiers trust a key only until its successor begins)."""
         async with self._store.write() as tx:
-            key_id = self._signer.key_id.hex()
-            if all(k.key_id != key_id for k in await tx.keys()):
+            key_id, keys = self._signer.key_id.hex(), await tx.keys()
+            if all(k.key_id != key_id for k in keys):
                 await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, (await tx.head([])).size))
+            elif (latest := max(keys, key=lambda k: k.from_seq)).key_id != key_id:
+                raise InvalidInput(
+                    f"the signing key {key_id} is one this log moved on from at seq {latest.from_seq}; a log does not "
+                    "go back to an earlier key (it may have leaked): use the current key file, or a new key"
+                )
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def append(self, draft: Draft) -> Recorded:

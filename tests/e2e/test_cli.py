@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ledger.config import Config, load_signer
-from ledger.events import Draft
+from ledger.events import Draft, check_draft, seal_event
 from ledger.store.sqlite import SqliteStore
 from ledger.writer import Writer
 
@@ -232,3 +232,38 @@ def test_serve_refuses_a_worker_count_it_cannot_use(tmp_path: Path) -> None:
     refused = cli(tmp_path, "serve", "--workers", "0")
     assert refused.returncode == 2
     assert "--workers: '0' is not a whole number from 1 to 64" in refused.stderr
+
+
+async def rotate(log: Path) -> str:
+    """Move the log (6 events) to a new key file and append 2 events under it; the old verifier key."""
+    old = cli(log, "keys", "show").stdout.strip()
+    (log / "ledger.key").rename(log / "old.key")
+    assert cli(log, "keys", "generate").returncode == 0
+    await append_events(log, 2)
+    return old
+
+
+async def test_verify_after_a_key_rotation_passes_with_each_key_the_log_has_had(log: Path) -> None:
+    old = await rotate(log)
+    result = cli(log, "verify", "--key", old, "--key", cli(log, "keys", "show").stdout.strip())
+    assert result.returncode == 0, result.stderr
+    assert "all 8 events" in result.stdout
+
+
+async def test_verify_fails_an_event_signed_by_the_old_key_after_the_log_moved_on_from_it(log: Path) -> None:
+    old = await rotate(log)
+    leaked = load_signer(Config(signing_key_file=log / "old.key"), create=False)
+    store = await SqliteStore.open(f"sqlite:///{log / 'ledger.db'}")
+    async with store.write() as tx:  # an attacker holding the old key and the database
+        head = await tx.head([])
+        draft = Draft("policy/P-9", "policy.issued", {"i": 9}, {"id": "o", "role": "policy-officer"})
+        place = {"seq": 8, "version": 1, "recorded_at": head.last_recorded_at, "prev": head.last_leaf_hash}
+        forged = seal_event(check_draft(draft, leaked.name), leaked, **place)  # type: ignore[arg-type]
+        await tx.append([forged], [], [], None)
+    await store.close()
+    result = cli(log, "verify", "--key", old, "--key", cli(log, "keys", "show").stdout.strip())
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"FAILED: seq 8: signed by key {leaked.key_id.hex()}, which the log moved on from at seq 6"
+    )

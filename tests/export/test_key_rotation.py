@@ -9,6 +9,7 @@ import pytest
 
 from ledger import cli, exporting
 from ledger.bundle import Selection
+from ledger.errors import InvalidInput
 from ledger.offline import BundleError, LogKey, parse_vkey, verify_bundle, verify_receipt
 from ledger.policy import ReviewPolicy
 from ledger.projector import VersionProjector
@@ -96,3 +97,10 @@ async def test_the_command_line_takes_a_key_for_each_key_the_log_has_had(
     assert "VERIFIED" in capsys.readouterr().out
     assert cli.main(["verify", "--bundle", str(path), "--key", new_signer.verifier.vkey]) == 1
     assert "not a trusted log key" in capsys.readouterr().err
+
+
+async def test_a_writer_refuses_the_key_the_log_moved_on_from(rotated: Ledger, signer: Signer) -> None:
+    size = await rotated.store.log_size()
+    with pytest.raises(InvalidInput, match=f"signing key {signer.key_id.hex()} is one this log moved on from at seq 6"):
+        await Writer(rotated.store, signer).start()
+    assert await rotated.store.log_size() == size

@@ -14,7 +14,7 @@ from ledger.errors import VerificationError
 from ledger.events import Recorded
 from ledger.note import sign_note
 from ledger.signing import Signer
-from ledger.verify import CheckedLeaf, LogAuditor, TrustedKey, check_leaves
+from ledger.verify import CheckedLeaf, LogAuditor, TrustedKey, check_leaves, key_terms
 from tests.unit._builders import ORIGIN, build_log, draft, leaves_of, log_signer, reseal, seal
 
 LOG_KEY = log_signer()
@@ -105,6 +105,39 @@ def test_rotated_key_is_refused_before_its_first_seq() -> None:
     with pytest.raises(VerificationError, match="before it was in use") as caught:
         audit(log, keys=keys)
     assert caught.value.seq == 4
+
+
+def test_each_key_a_log_states_is_trusted_until_the_next_one_begins() -> None:
+    new_key = log_signer(seed=4)
+    stated = [TrustedKey(new_key.verifier, from_seq=4), TrustedKey(LOG_KEY.verifier)]
+    assert key_terms(stated) == (TrustedKey(LOG_KEY.verifier, 0, 4), TrustedKey(new_key.verifier, 4, None))
+
+
+def test_a_rotated_log_verifies_with_each_key_in_its_term() -> None:
+    new_key = log_signer(seed=4)
+    log = build_log(LOG_KEY, SIZE, rotate_to=new_key, at=4)
+    stated = [TrustedKey(LOG_KEY.verifier), TrustedKey(new_key.verifier, from_seq=4)]
+    assert audit(log, keys=list(key_terms(stated))).size == SIZE
+
+
+def test_an_event_signed_by_a_key_the_log_moved_on_from_fails_at_its_seq() -> None:
+    new_key = log_signer(seed=4)
+    log = reseal(build_log(LOG_KEY, SIZE, rotate_to=new_key, at=4), 5, LOG_KEY)  # the old key, leaked, signs seq 5
+    stated = [TrustedKey(LOG_KEY.verifier), TrustedKey(new_key.verifier, from_seq=4)]
+    with pytest.raises(VerificationError, match="which the log moved on from at seq 4") as caught:
+        check_leaves(ORIGIN, key_terms(stated), leaves_of(log))
+    assert caught.value.seq == 5
+
+
+def test_keys_handed_to_the_verifier_take_the_terms_the_log_states_for_them() -> None:
+    new_key = log_signer(seed=4)
+    stated = [TrustedKey(LOG_KEY.verifier), TrustedKey(new_key.verifier, from_seq=4)]
+    given = [TrustedKey(LOG_KEY.verifier), TrustedKey(OTHER_KEY.verifier)]
+    assert key_terms(stated, given) == (TrustedKey(LOG_KEY.verifier, 0, 4), TrustedKey(OTHER_KEY.verifier))
+
+
+def test_keys_handed_to_the_verifier_of_a_log_that_lists_none_are_kept_as_given() -> None:
+    assert key_terms([], KEYS) == tuple(KEYS)
 
 
 # -- tampered leaves: each failure names the seq ---------------------------------------------------
