@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -43,12 +44,10 @@ def key_terms(stated: Sequence[TrustedKey], given: Sequence[TrustedKey] | None =
     events, even if it leaked. With ``given`` (keys the verifier was handed, which carry no
     term), only those, each within the term the log states for it; a key the log does not
     list keeps none. A stated term can only narrow the trust in a given key, never widen it."""
+    starts = sorted({k.from_seq for k in stated})
+    ends = dict(itertools.pairwise(starts))  # keys recorded at one seq (none signed between) share a term
     ordered = sorted(stated, key=lambda k: k.from_seq)
-    ends: list[int | None] = [k.from_seq for k in ordered[1:]]  # the last key's term has no end
-    terms = {
-        k.verifier.key_id: TrustedKey(k.verifier, k.from_seq, end)
-        for k, end in zip(ordered, [*ends, None][: len(ordered)], strict=True)
-    }
+    terms = {k.verifier.key_id: TrustedKey(k.verifier, k.from_seq, ends.get(k.from_seq)) for k in ordered}
     if given is None:
         return tuple(terms.values())
     return tuple(terms.get(k.verifier.key_id, k) for k in given)

@@ -80,6 +80,7 @@ class Writer:
         self._commits = commits  # counted before each batch is acknowledged (a failed one may have committed)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._head: _Head | None = None
+        self._key_from = 0  # the seq from which the log lists this writer's key (known once started)
         self._checkpointed_at = 0.0
         self._checkpointed_size = 0
         self._task: asyncio.Task[None] | None = None
@@ -109,13 +110,16 @@ class Writer:
         the log moved on from (verifiers trust a key only until its successor begins)."""
         async with self._store.write() as tx:
             key_id, keys = self._signer.key_id.hex(), await tx.keys()
-            if all(k.key_id != key_id for k in keys):
-                await tx.add_key(KeyRow(key_id, self._signer.verifier.vkey, (await tx.head([])).size))
-            elif (latest := max(keys, key=lambda k: k.from_seq)).key_id != key_id:
+            mine = next((k for k in keys if k.key_id == key_id), None)
+            if mine is None:
+                mine = KeyRow(key_id, self._signer.verifier.vkey, (await tx.head([])).size)
+                await tx.add_key(mine)
+            elif (newest := max(k.from_seq for k in keys)) > mine.from_seq:
                 raise InvalidInput(
-                    f"the signing key {key_id} is one this log moved on from at seq {latest.from_seq}; a log does not "
-                    "go back to an earlier key (it may have leaked): use the current key file, or a new key"
+                    f"the signing key {key_id} is one this log moved on from at seq {newest}; a log does not go "
+                    "back to an earlier key (it may have leaked): use the current key file, or a new key"
                 )
+            self._key_from = mine.from_seq
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def append(self, draft: Draft) -> Recorded:
@@ -188,6 +192,15 @@ class Writer:
         if self.on_batch is not None:
             self.on_batch(size, time.perf_counter() - started, committed)
 
+    def _still_signing(self, found: HeadRow) -> HeadRow:
+        """``found``, unless another process took the log to a new key while this one ran."""
+        if found.keys_from > self._key_from:
+            raise Unavailable(
+                f"the log moved on from this process's signing key at seq {found.keys_from}; restart it with the "
+                "current key file"
+            )
+        return found
+
     async def _load_head(self, tx: WriteTransaction, found: HeadRow) -> _Head:
         """The frontier at the log's end: remembered, unless another process moved the log on."""
         if self._head is not None and self._head.size == found.size:
@@ -202,7 +215,7 @@ class Writer:
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
-        found = await tx.head(sorted(streams))
+        found = self._still_signing(await tx.head(sorted(streams)))
         head = await self._load_head(tx, found)
         new_head, outcomes, nodes = self._seal(batch, head, found.versions, format_time(self._clock()))
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
@@ -269,7 +282,7 @@ class Writer:
         try:
             async with self._store.write() as tx:
                 self._checkpointed_at = 0.0
-                head = await self._load_head(tx, await tx.head([]))
+                head = await self._load_head(tx, self._still_signing(await tx.head([])))
                 await tx.append([], [], [], self._maybe_checkpoint(head))
         except LedgerError as e:
             log.warning("checkpoint_failed", error=e.detail)

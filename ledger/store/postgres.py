@@ -82,8 +82,9 @@ class _Write(PostgresProjectionWrites):
         self._frontier = {(level, idx): bytes(h) for level, idx, h in _unzipped(row, "levels", "idxs", "hashes")}
         versions = dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
         if row["top"] is None:
-            return HeadRow(0, versions, b"", "")
-        return HeadRow(int(row["top"]) + 1, versions, bytes(row["leaf_hash"]), format_time(row["recorded_at"]))
+            return HeadRow(0, versions, b"", "", row["keys_from"])
+        top, recorded_at = int(row["top"]), format_time(row["recorded_at"])
+        return HeadRow(top + 1, versions, bytes(row["leaf_hash"]), recorded_at, row["keys_from"])
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         if all(k in self._frontier for k in keys):
@@ -155,12 +156,13 @@ class _Write(PostgresProjectionWrites):
             await self._conn.execute(_APPEND, *appending)
 
 
-# The end of the log, the versions of the streams asked for ($1), the frontier of the tree
-# (its perfect subtrees, largest first: merkle.frontier_keys in SQL) and the rows of open_rows
-# for the policies ($2) and exemptions ($3) asked for, as arrays: one round trip.
+# The end of the log, where its newest key took over, the versions of the streams asked for
+# ($1), the frontier of the tree (its perfect subtrees, largest first: merkle.frontier_keys in
+# SQL) and the rows of open_rows for the policies ($2) and exemptions ($3), as arrays: one round trip.
 _HEAD = f"""
 SELECT last.seq AS top, last.leaf_hash, last.recorded_at, s.streams, s.versions,
-       f.levels, f.idxs, f.hashes, o.kinds, o.froms, o.tos, o.states, o.sds
+       f.levels, f.idxs, f.hashes, o.kinds, o.froms, o.tos, o.states, o.sds,
+       (SELECT coalesce(max(from_seq), 0) FROM log_keys) AS keys_from
 FROM (
     SELECT array_agg(v.stream) AS streams, array_agg(v.version) AS versions
     FROM (SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream) AS v

@@ -33,9 +33,10 @@ class _Write(SqliteProjectionWrites):
         )
         versions = {r[0]: r[1] for r in rows}
         last = await _fetch(self._conn, "SELECT seq, leaf_hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1")
+        keys_from = int((await _fetch(self._conn, "SELECT coalesce(max(from_seq), 0) FROM log_keys"))[0][0])
         if not last:
-            return HeadRow(0, versions, b"", "")
-        return HeadRow(int(last[0][0]) + 1, versions, _blob(last[0][1]), str(last[0][2]))
+            return HeadRow(0, versions, b"", "", keys_from)
+        return HeadRow(int(last[0][0]) + 1, versions, _blob(last[0][1]), str(last[0][2]), keys_from)
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)

@@ -9,7 +9,7 @@ import pytest
 
 from ledger import cli, exporting
 from ledger.bundle import Selection
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, Unavailable
 from ledger.offline import BundleError, LogKey, parse_vkey, verify_bundle, verify_receipt
 from ledger.policy import ReviewPolicy
 from ledger.projector import VersionProjector
@@ -104,3 +104,15 @@ async def test_a_writer_refuses_the_key_the_log_moved_on_from(rotated: Ledger, s
     with pytest.raises(InvalidInput, match=f"signing key {signer.key_id.hex()} is one this log moved on from at seq 6"):
         await Writer(rotated.store, signer).start()
     assert await rotated.store.log_size() == size
+
+
+async def test_a_writer_whose_key_the_log_moved_on_from_while_it_ran_fails_its_next_batch(
+    told: Ledger, new_signer: Signer
+) -> None:
+    size = await told.store.log_size()
+    other = Writer(told.store, new_signer)  # another process, started with the new key file
+    await other.start()
+    await other.close()
+    with pytest.raises(Unavailable, match=f"moved on from this process's signing key at seq {size}"):
+        await told.service.execute(ReviewPolicy(POLICY_ID, REVIEW), CABINET_OFFICE.id, CABINET_OFFICE.role)
+    assert await told.store.log_size() == size

@@ -56,7 +56,7 @@ async def test_the_head_reads_the_frontier_and_the_open_versions_by_their_keys(f
     assert "Index Scan Backward using policy_versions_pkey" in found
     assert "Index Scan Backward using exemption_versions_pkey" in found
     scanned = {line.split(" on ")[1].split()[0] for line in found.splitlines() if "Seq Scan on" in line}
-    assert scanned <= {"projection_positions"}  # a row per projection: there is one
+    assert scanned <= {"projection_positions", "log_keys"}  # a row per projection (one), and per key the log has had
 
 
 async def test_stored_tree_nodes_are_read_by_their_key(fresh: asyncpg.Connection) -> None:

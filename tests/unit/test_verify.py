@@ -136,6 +136,12 @@ def test_keys_handed_to_the_verifier_take_the_terms_the_log_states_for_them() ->
     assert key_terms(stated, given) == (TrustedKey(LOG_KEY.verifier, 0, 4), TrustedKey(OTHER_KEY.verifier))
 
 
+def test_keys_a_log_recorded_at_one_seq_share_their_term() -> None:
+    new_key, third = log_signer(seed=4), log_signer(seed=5)  # the first two recorded before any event was signed
+    stated = [TrustedKey(new_key.verifier), TrustedKey(LOG_KEY.verifier), TrustedKey(third.verifier, from_seq=3)]
+    assert {k.until_seq for k in key_terms(stated) if k.from_seq == 0} == {3}
+
+
 def test_keys_handed_to_the_verifier_of_a_log_that_lists_none_are_kept_as_given() -> None:
     assert key_terms([], KEYS) == tuple(KEYS)
 
