@@ -73,3 +73,23 @@ def sign_rate(seconds: float = 1.0) -> float:
 
 def percentile(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=1000)[int(p * 10) - 1] if len(values) > 1 else values[0]
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """The machine's CPU time so far, in ticks: all of it, and the part a hypervisor took for
+    other guests (steal) — ``/proc/stat``'s first line; None where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(f) for f in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> str:
+    """What share of the machine's CPU time a hypervisor took between two :func:`cpu_ticks`:
+    a run on a machine that lost much of it reads low, whatever the code."""
+    if before is None or after is None or after[0] <= before[0]:
+        return "machine: CPU time taken by the hypervisor (steal) not known here"
+    share = (after[1] - before[1]) / (after[0] - before[0])
+    return f"machine: {share:.0%} of the CPU time was taken by the hypervisor for others (steal) during the run"

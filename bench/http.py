@@ -11,8 +11,8 @@ decisions (GET /v1/decisions, with a service token: one question asked again and
 reads each worker remembers while the log stands still, then questions about 50,000 accounts,
 most of them read from the database) and inclusion proofs. Each is driven for 2 s unmeasured
 first: the first burst opens each worker's database connections and prepares its
-statements. Prints requests/s and p50/p99 latency, and each rate as a ratio to the bare
-handler.
+statements. Prints requests/s and p50/p99 latency, each rate as a ratio to the bare handler,
+and the share of the machine's CPU time a hypervisor took meanwhile (steal).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.common import DEFAULT_URL, percentile
+from bench.common import DEFAULT_URL, cpu_ticks, percentile, stolen_share
 from ledger import schemas
 
 Request = Callable[[aiohttp.ClientSession, int], Any]
@@ -217,7 +217,7 @@ async def report(bare_port: int, base: str, token: str, service: str, connection
     use_wrk = shutil.which("wrk") is not None
     print(f"load generator: {'wrk (one thread)' if use_wrk else 'aiohttp client in this process (no wrk found)'}, "
           f"{connections} connections, {seconds:.0f} s each")  # fmt: skip
-    bare = 0.0
+    bare, ticks = 0.0, cpu_ticks()
     with tempfile.TemporaryDirectory() as folder:
         for index, (name, url, make, request) in enumerate(cases):
             if use_wrk:
@@ -230,6 +230,7 @@ async def report(bare_port: int, base: str, token: str, service: str, connection
             bare = bare or rate
             print(f"{name:<40} {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
                   f"  {rate / bare:5.2f}x bare  ({errors} errors)")  # fmt: skip
+    print(stolen_share(ticks, cpu_ticks()))
 
 
 if __name__ == "__main__":
