@@ -27,6 +27,7 @@ import orjson
 
 from ledger.errors import Unavailable, VerificationError
 from ledger.events import Recorded
+from ledger.states import stream_ids
 from ledger.store.base import LeafRow, Store, WriteTransaction
 from ledger.versions import ExemptionVersion, PolicyVersion, VersionSet, advance
 
@@ -82,11 +83,7 @@ async def _save(tx: WriteTransaction, position: int, current: VersionSet, events
 
 def _streams(events: Iterable[Event]) -> tuple[list[str], list[str]]:
     """The policy and exemption ids ``events`` touch."""
-    ids: dict[str, set[str]] = {"policy": set(), "exemption": set()}
-    for event in events:
-        kind, _, ident = str(event["stream"]).partition("/")
-        ids.get(kind, set()).add(ident)
-    return sorted(ids["policy"]), sorted(ids["exemption"])
+    return stream_ids(str(event["stream"]) for event in events)
 
 
 def _decoded(start: int, leaves: Sequence[LeafRow]) -> list[Event]:

@@ -28,6 +28,7 @@ __all__ = [
     "fold_exemption",
     "fold_policy",
     "policy_stream",
+    "stream_ids",
 ]
 
 Event = Mapping[str, Any]
@@ -84,6 +85,15 @@ def policy_stream(policy_id: str) -> str:
 
 def exemption_stream(exemption_id: str) -> str:
     return f"exemption/{exemption_id}"
+
+
+def stream_ids(streams: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The policy ids and the exemption ids of ``streams`` (each once, sorted); others are left out."""
+    ids: dict[str, set[str]] = {"policy": set(), "exemption": set()}
+    for stream in streams:
+        kind, _, ident = stream.partition("/")
+        ids.get(kind, set()).add(ident)
+    return sorted(ids["policy"]), sorted(ids["exemption"])
 
 
 _State = TypeVar("_State", PolicyState, ExemptionState)

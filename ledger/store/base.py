@@ -47,7 +47,7 @@ class HeadRow:
     versions: dict[str, int]  # the current version of each stream asked about that exists
     last_leaf_hash: bytes  # of the event at seq size - 1 (b"" when the log is empty)
     last_recorded_at: str  # when that event was recorded, as its leaf says it ("" when empty)
-    keys_from: int = 0  # the seq from which the log's newest key signs (the largest from_seq of its keys)
+    keys_from: int  # the seq from which the log's newest key signs (the largest from_seq of its keys)
 
 
 @dataclass(frozen=True)

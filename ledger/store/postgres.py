@@ -13,6 +13,7 @@ import asyncpg
 from ledger.errors import InvalidInput, NotFound, Unavailable
 from ledger.events import Disclosure, Recorded, format_time
 from ledger.merkle import NodeKey
+from ledger.states import stream_ids
 from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
@@ -72,13 +73,10 @@ class _Write(PostgresProjectionWrites):
 
     async def head(self, streams: Sequence[str]) -> HeadRow:
         await self.flush()
-        ids: dict[str, list[str]] = {"policy": [], "exemption": []}
-        for stream in streams:
-            kind, _, ident = stream.partition("/")
-            ids.get(kind, []).append(ident)
-        row = await self._conn.fetchrow(_HEAD, list(streams), ids["policy"], ids["exemption"])
+        policies, exemptions = stream_ids(streams)
+        row = await self._conn.fetchrow(_HEAD, list(streams), policies, exemptions)
         assert row is not None  # an aggregate always returns a row
-        self.remember_open(ids["policy"], ids["exemption"], _unzipped(row, "kinds", "froms", "tos", "states", "sds"))
+        self.remember_open(policies, exemptions, _unzipped(row, "kinds", "froms", "tos", "states", "sds"))
         self._frontier = {(level, idx): bytes(h) for level, idx, h in _unzipped(row, "levels", "idxs", "hashes")}
         versions = dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
         if row["top"] is None:

@@ -9,7 +9,7 @@ import pytest
 
 from ledger import schemas
 from ledger.errors import VerificationError
-from ledger.states import Grantee, Scope, evolve_exemption, evolve_policy, fold_exemption, fold_policy
+from ledger.states import Grantee, Scope, evolve_exemption, evolve_policy, fold_exemption, fold_policy, stream_ids
 
 
 def event(seq: int, stream: str, version: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -106,3 +106,8 @@ def test_a_change_before_the_first_event_does_not_verify() -> None:
 
 def test_an_empty_stream_has_no_state() -> None:
     assert fold_policy([]) is None
+
+
+def test_stream_ids_are_the_policy_and_exemption_ids_of_the_streams_each_once() -> None:
+    streams = ["exemption/E-2", "policy/P-1", "exemption/E-1", "policy/P-1", "other/X"]
+    assert stream_ids(streams) == (["P-1"], ["E-1", "E-2"])
