@@ -73,10 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         "--key",
         action="append",
         dest="vkeys",
-        metavar="VKEY",
-        help="a trusted verifier key, or a file holding it (repeat it for each key the log has had; checking a log,"
-        " local or --url, each is trusted only from its first seq to the next key's, as the log lists them);"
-        " default: the key of --key-file, or with --url the served keys",
+        metavar="VKEY[@SEQ]",
+        help="a trusted verifier key, or a file holding it; repeat it for each key the log has had, each with @SEQ,"
+        " the seq from which the log used it (GET /v1/log/keys): each is trusted only from there to the next key's"
+        " (a log also narrows each to the term it lists); default: the key of --key-file, or with --url the served"
+        " keys",
     )
     verify.add_argument(
         "--checkpoint",
@@ -114,8 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="verify a bundle offline, then write it as readable HTML and CSV")
     report.add_argument("--bundle", type=Path, required=True, metavar="FILE", help="the export bundle")
     report.add_argument(
-        "--key", required=True, action="append", metavar="VKEY",
-        help="the log's verifier key, or a file holding it (repeat it for each key the log has had)",
+        "--key", required=True, action="append", metavar="VKEY[@SEQ]",
+        help="the log's verifier key, or a file holding it; repeat it for each key the log has had, each with @SEQ,"
+        " the seq from which the log used it: each is trusted only until the next key's",
     )  # fmt: skip
     report.add_argument("--html", type=Path, metavar="FILE", help="write the printable HTML report here")
     report.add_argument("--csv", type=Path, metavar="FILE", help="write one CSV line per decision here")
@@ -155,7 +157,7 @@ def _report(args: argparse.Namespace) -> int:
     except OSError as e:
         raise InvalidInput(f"cannot read the bundle {args.bundle}: {e.strerror}") from None
     try:
-        keys = [offline.parse_vkey(offline.read_key(text)) for text in args.key]
+        keys = [offline.trusted_key(text) for text in args.key]
         bundle = offline.verify_bundle(raw, keys)
     except offline.BundleError as e:
         raise VerificationError(f"the bundle does not verify, so no report was written: {e}") from None

@@ -23,7 +23,7 @@ from ledger.demo import record_story
 from ledger.errors import InvalidInput, NotFound
 from ledger.foi import CATEGORIES
 from ledger.logs import configure_logging
-from ledger.offline import read_key
+from ledger.offline import BundleError, key_and_term
 from ledger.projector import rebuild, rebuild_processes
 from ledger.remote import audit_url
 from ledger.schemas import parse_time
@@ -61,7 +61,7 @@ async def _keys(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _verify(args: argparse.Namespace, config: Config) -> int:
-    keys = [TrustedKey(Verifier.from_vkey(read_key(v))) for v in args.vkeys] if args.vkeys else None
+    keys = [_given_key(v) for v in args.vkeys] if args.vkeys else None
     saved = args.checkpoint.read_bytes() if args.checkpoint and args.checkpoint.exists() else None
     remote = args.url is not None
     if remote and not args.url.startswith(("http://", "https://")):
@@ -76,6 +76,15 @@ async def _verify(args: argparse.Namespace, config: Config) -> int:
     extends = f"; it extends your saved checkpoint of size {checkpoint_size(saved)}" if saved else ""
     print(f"OK: all {checkpoint.size} events of {checkpoint.origin} verified against its signed checkpoint{extends}")
     return 0
+
+
+def _given_key(text: str) -> TrustedKey:
+    """A key given as ``VKEY[@SEQ]`` (or a file holding the key): trusted from that seq on."""
+    try:
+        vkey, from_seq = key_and_term(text)
+    except BundleError as e:
+        raise InvalidInput(str(e)) from None
+    return TrustedKey(Verifier.from_vkey(vkey), from_seq)
 
 
 async def _verify_local(

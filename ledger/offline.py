@@ -11,7 +11,8 @@ the service's own verifier in the tests). Run it as
 
 VKEY is the log's verifier key, ``name+keyid+base64(0x01 || public key)``, obtained from
 the log's operator through a channel you trust (or a file holding it); ``--key`` again
-for each key the log had before, if its key was replaced.
+for each key the log had before, if its key was replaced, each as ``VKEY@SEQ``: trusted
+from the seq where the log took it up (``GET /v1/log/keys``) until the next key's.
 
 What is checked: the C2SP signed-note checkpoint's Ed25519 signature; each event's
 canonical form and Ed25519 signature; each RFC 9162 inclusion proof against the
@@ -26,6 +27,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -50,10 +52,12 @@ __all__ = [
     "Keys",
     "LogKey",
     "Receipt",
+    "key_and_term",
     "keyring",
     "main",
     "parse_vkey",
     "read_bundle",
+    "trusted_key",
     "verify_bundle",
     "verify_receipt",
 ]
@@ -78,13 +82,29 @@ class BundleError(Exception):
 
 @dataclass(frozen=True)
 class LogKey:
+    """A key the reader trusts for events from ``from_seq`` until ``until_seq`` (None: no later
+    key given), and for checkpoints of the sizes in between."""
+
     name: str
     key_id: bytes  # 4 bytes: SHA-256(name || 0x0A || 0x01 || public key)[:4]
     public_key: Ed25519PublicKey
+    from_seq: int = 0
+    until_seq: int | None = None
 
     @property
     def key_id_hex(self) -> str:
         return self.key_id.hex()
+
+    def signs(self, seq: int) -> bool:
+        return self.from_seq <= seq and (self.until_seq is None or seq < self.until_seq)
+
+    def covers(self, size: int) -> bool:
+        return self.from_seq <= size and (self.until_seq is None or size <= self.until_seq)
+
+    @property
+    def term(self) -> str:
+        later = "" if self.until_seq is None else f" until seq {self.until_seq}, when the log moved on to its next key"
+        return f"from seq {self.from_seq}{later}"
 
 
 def parse_vkey(text: str) -> LogKey:
@@ -102,15 +122,36 @@ def parse_vkey(text: str) -> LogKey:
     return LogKey(name, key_id, Ed25519PublicKey.from_public_bytes(key[1:]))
 
 
+def trusted_key(text: str) -> LogKey:
+    """``VKEY`` or a file holding it, perhaps followed by ``@SEQ``: trusted from that seq on (else 0)."""
+    vkey, from_seq = key_and_term(text)
+    return dataclasses.replace(parse_vkey(vkey), from_seq=from_seq)
+
+
+def key_and_term(text: str) -> tuple[str, int]:
+    """The verifier key ``text`` gives (itself, or the first line of the file it names) and the
+    seq after an ``@`` that follows it (else 0): the seq from which the log used the key."""
+    head, at, tail = text.rpartition("@")
+    if not at or "+" in tail or os.path.isfile(text):  # an @ in the key's name, or in a file's
+        return read_key(text), 0
+    if not (tail.isascii() and tail.isdigit() and len(tail) <= 18):
+        raise BundleError(f"after @ comes the seq from which the log used the key, a whole number, not {tail[:20]!r}")
+    return read_key(head), int(tail)
+
+
 Keys = LogKey | Sequence[LogKey]  # the key a reader trusts, or several: the log's key was replaced
 
 
 def keyring(keys: Keys) -> tuple[LogKey, ...]:
-    """The trusted keys, all of one log (one name), at least one."""
+    """The trusted keys, all of one log (one name), at least one, each trusted until the next
+    key's ``from_seq`` (keys given from one seq share their term)."""
     ring = (keys,) if isinstance(keys, LogKey) else tuple(keys)
     if not ring or len({key.name for key in ring}) != 1:
         raise BundleError("give one or more verifier keys, all of the same log")
-    return ring
+    if len({key.key_id for key in ring}) != len({(key.key_id, key.from_seq) for key in ring}):
+        raise BundleError("a key is given twice, from different seqs: give each key once")
+    ends = dict(itertools.pairwise(sorted({key.from_seq for key in ring})))
+    return tuple(dataclasses.replace(key, until_seq=ends.get(key.from_seq)) for key in ring)
 
 
 def _trusted(ring: tuple[LogKey, ...]) -> str:
@@ -131,23 +172,25 @@ def open_checkpoint(note: str, keys: Keys) -> Checkpoint:
     body, sep, signatures = note.rpartition("\n\n")
     if not sep or not note.endswith("\n"):
         raise BundleError("the checkpoint is not a signed note (text, a blank line, signature lines)")
-    _check_signatures(body + "\n", signatures[:-1].split("\n"), ring)
     lines = body.split("\n")
+    text = lines[1] if len(lines) > 1 else ""
+    well_formed = text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0")) and len(text) < 21
+    size = int(text) if well_formed and int(text) < 2**64 else None
+    _check_signatures(body + "\n", signatures[:-1].split("\n"), ring, size)
     if len(lines) < 3 or lines[0] != ring[0].name:
         raise BundleError(f"the checkpoint is not for the log {ring[0].name!r}")
-    size = lines[1]
-    if not (size.isascii() and size.isdigit()) or (size != "0" and size.startswith("0")) or int(size) >= 2**64:
+    if size is None:
         raise BundleError("the checkpoint's tree size is not a decimal number below 2^64")
     root = _b64(lines[2], "the checkpoint's root hash")
     if len(root) != 32:
         raise BundleError("the checkpoint's root hash is not 32 bytes")
-    return Checkpoint(lines[0], int(lines[1]), root, note)
+    return Checkpoint(lines[0], size, root, note)
 
 
-def _check_signatures(text: str, lines: list[str], ring: tuple[LogKey, ...]) -> None:
-    """Every line is a signature line; each by a trusted key verifies, and there is one; the
-    others (witnesses, keys not trusted) are skipped."""
-    by_id, signed = {(key.name, key.key_id): key for key in ring}, False
+def _check_signatures(text: str, lines: list[str], ring: tuple[LogKey, ...], size: int | None = None) -> None:
+    """Every line is a signature line; each by a trusted key verifies, and there is one by a key
+    whose term covers ``size``; the others (witnesses, keys not trusted) are skipped."""
+    by_id, signed, retired = {(key.name, key.key_id): key for key in ring}, False, None
     for line in lines:
         match = _SIGNATURE_LINE.fullmatch(line)
         try:
@@ -164,7 +207,11 @@ def _check_signatures(text: str, lines: list[str], ring: tuple[LogKey, ...]) -> 
                 f"the checkpoint carries no valid signature by the log key {key.name}+{key.key_id_hex}: "
                 "the one there does not verify, so the checkpoint was altered"
             )
-        signed = True
+        fits = size is None or key.covers(size)
+        signed, retired = signed or fits, retired or (None if fits else key)
+    if not signed and retired is not None:
+        raise BundleError(f"the checkpoint of {size} events is signed by key {retired.key_id_hex}, trusted only "
+                          f"{retired.term}")  # fmt: skip
     if not signed:
         raise BundleError(f"the checkpoint carries no valid signature by a trusted log key ({_trusted(ring)})")
 
@@ -238,6 +285,8 @@ def check_event(seq: int, leaf: bytes, proof: Sequence[bytes], keys: Keys, check
     key = next((key for key in ring if event.get("key_id") == key.key_id_hex), None)
     if key is None:
         raise BundleError(f"seq {seq}: the event is signed by key {event.get('key_id')!r}, not a trusted log key")
+    if not key.signs(seq):
+        raise BundleError(f"seq {seq}: the event is signed by key {key.key_id_hex}, trusted only {key.term}")
     signature = _b64(event.get("sig"), f"seq {seq}: the signature")
     unsigned = {k: v for k, v in event.items() if k != "sig"}
     if not _signature_ok(key, signature, EVENT_CONTEXT + _canonical(unsigned)):
@@ -329,7 +378,8 @@ def read_bundle(raw: bytes) -> dict[str, Any]:
 
 def verify_bundle(raw: bytes, keys: Keys, *, workers: int = 2) -> Bundle:
     """Check every part of a bundle against the trusted ``keys``; raise BundleError naming the
-    first thing wrong. Events signed before the log's key was replaced need the old key too."""
+    first thing wrong. Events signed before the log's key was replaced need the old key too;
+    keys given with the seq each took over at (``from_seq``) are each trusted only for their term."""
     ring = keyring(keys)
     with _malformed("bundle"):
         return _verify_bundle(raw, ring, workers)
@@ -351,8 +401,14 @@ def _check_manifest(
     manifest: dict[str, Any], signature: bytes, ring: tuple[LogKey, ...], checkpoint: Checkpoint
 ) -> None:
     signed = MANIFEST_CONTEXT + _canonical(manifest)
-    if not any(_signature_ok(key, signature, signed) for key in ring):
+    by = next((key for key in ring if _signature_ok(key, signature, signed)), None)
+    if by is None:
         raise BundleError("the manifest's signature does not verify: the manifest was altered")
+    if not by.covers(checkpoint.size):
+        raise BundleError(
+            f"the manifest is signed by key {by.key_id_hex}, trusted only {by.term}, not for a checkpoint of "
+            f"{checkpoint.size} events"
+        )
     stated = _field(manifest, "checkpoint", dict)
     if _field(stated, "size", int) != checkpoint.size or _field(stated, "root", str) != _b64text(checkpoint.root):
         raise BundleError("the manifest names another checkpoint than the one in the bundle")
@@ -648,12 +704,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     which.add_argument("--bundle", metavar="FILE", help="an export bundle (.json or .json.gz)")
     which.add_argument("--receipt", metavar="FILE", help="a receipt for one event")
     parser.add_argument(
-        "--key", required=True, action="append", metavar="VKEY",
-        help="the log's verifier key, or a file holding it (repeat it for each key the log has had)",
+        "--key", required=True, action="append", metavar="VKEY[@SEQ]",
+        help="the log's verifier key, or a file holding it; repeat it for each key the log has had, each with "
+        "@SEQ, the seq from which the log used it (GET /v1/log/keys): each is trusted only until the next key's",
     )  # fmt: skip
     args = parser.parse_args(argv)
     try:
-        keys = keyring([parse_vkey(read_key(text)) for text in args.key])
+        keys = keyring([trusted_key(text) for text in args.key])
         with open(args.bundle or args.receipt, "rb") as f:
             raw = f.read(MAX_DOCUMENT_BYTES + 1)  # no more: the file could be endless (a device, a pipe)
         if args.bundle:

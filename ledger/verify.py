@@ -41,16 +41,32 @@ class TrustedKey:
 def key_terms(stated: Sequence[TrustedKey], given: Sequence[TrustedKey] | None = None) -> tuple[TrustedKey, ...]:
     """The keys a log states it has had (``stated``, each from its ``from_seq``), each trusted
     only until the next one begins: a key the log moved on from signs none of its later
-    events, even if it leaked. With ``given`` (keys the verifier was handed, which carry no
-    term), only those, each within the term the log states for it; a key the log does not
-    list keeps none. A stated term can only narrow the trust in a given key, never widen it."""
-    starts = sorted({k.from_seq for k in stated})
-    ends = dict(itertools.pairwise(starts))  # keys recorded at one seq (none signed between) share a term
-    ordered = sorted(stated, key=lambda k: k.from_seq)
-    terms = {k.verifier.key_id: TrustedKey(k.verifier, k.from_seq, ends.get(k.from_seq)) for k in ordered}
+    events, even if it leaked. With ``given`` (keys the verifier was handed, each from the seq
+    it was given with, else 0), only those, each trusted only where its given term and the
+    one the log states for it meet; a key the log does not list keeps its given term. A
+    stated term can only narrow the trust in a given key, never widen it."""
+    listed = {k.verifier.key_id: k for k in _successive(sorted(stated, key=lambda k: k.from_seq))}
     if given is None:
-        return tuple(terms.values())
-    return tuple(terms.get(k.verifier.key_id, k) for k in given)
+        return tuple(listed.values())
+    return tuple(_within(k, listed.get(k.verifier.key_id)) for k in _successive(given))
+
+
+def _successive(keys: Sequence[TrustedKey]) -> tuple[TrustedKey, ...]:
+    """Each key trusted from its ``from_seq`` until the next key's; keys from one seq (none
+    signed between) share their term."""
+    ends = dict(itertools.pairwise(sorted({k.from_seq for k in keys})))
+    return tuple(TrustedKey(k.verifier, k.from_seq, _earlier(k.until_seq, ends.get(k.from_seq))) for k in keys)
+
+
+def _within(given: TrustedKey, stated: TrustedKey | None) -> TrustedKey:
+    if stated is None:
+        return given
+    until = _earlier(given.until_seq, stated.until_seq)
+    return TrustedKey(given.verifier, max(given.from_seq, stated.from_seq), until)
+
+
+def _earlier(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 @dataclass(frozen=True)

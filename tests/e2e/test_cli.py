@@ -250,6 +250,20 @@ async def test_verify_after_a_key_rotation_passes_with_each_key_the_log_has_had(
     assert "all 8 events" in result.stdout
 
 
+async def test_verify_trusts_a_key_given_with_a_seq_only_from_that_seq(log: Path) -> None:
+    old = await rotate(log)
+    result = cli(log, "verify", "--key", f"{old}@0", "--key", cli(log, "keys", "show").stdout.strip() + "@7")
+    assert result.returncode == 1
+    assert "seq 6: signed by key" in result.stderr
+    assert "before it was in use (from seq 7)" in result.stderr
+
+
+def test_verify_refuses_a_key_whose_seq_is_not_a_whole_number(log: Path) -> None:
+    result = cli(log, "verify", "--key", cli(log, "keys", "show").stdout.strip() + "@first")
+    assert result.returncode == 2
+    assert "after @ comes the seq from which the log used the key, a whole number, not 'first'" in result.stderr
+
+
 async def test_verify_fails_an_event_signed_by_the_old_key_after_the_log_moved_on_from_it(log: Path) -> None:
     old = await rotate(log)
     leaked = load_signer(Config(signing_key_file=log / "old.key"), create=False)

@@ -43,7 +43,7 @@ def test_the_module_imports_nothing_but_the_standard_library_and_cryptography() 
 
 
 def test_it_stays_small_enough_to_read_in_one_sitting() -> None:
-    assert len(Path(offline.__file__).read_text().splitlines()) < 700
+    assert len(Path(offline.__file__).read_text().splitlines()) < 750
 
 
 # -- keys and notes --------------------------------------------------------------------

@@ -136,6 +136,13 @@ def test_keys_handed_to_the_verifier_take_the_terms_the_log_states_for_them() ->
     assert key_terms(stated, given) == (TrustedKey(LOG_KEY.verifier, 0, 4), TrustedKey(OTHER_KEY.verifier))
 
 
+def test_a_term_given_with_a_key_and_the_one_the_log_states_both_hold() -> None:
+    new_key = log_signer(seed=4)
+    stated = [TrustedKey(LOG_KEY.verifier), TrustedKey(new_key.verifier, from_seq=4)]
+    given = [TrustedKey(LOG_KEY.verifier, from_seq=1), TrustedKey(new_key.verifier, from_seq=3)]
+    assert key_terms(stated, given) == (TrustedKey(LOG_KEY.verifier, 1, 3), TrustedKey(new_key.verifier, 4, None))
+
+
 def test_keys_a_log_recorded_at_one_seq_share_their_term() -> None:
     new_key, third = log_signer(seed=4), log_signer(seed=5)  # the first two recorded before any event was signed
     stated = [TrustedKey(new_key.verifier), TrustedKey(LOG_KEY.verifier), TrustedKey(third.verifier, from_seq=3)]
