@@ -1,7 +1,8 @@
 """The sequencer: one per log and process, committing appends in batches (group commit).
 
-Callers queue checked drafts; one task takes whatever is queued, opens a store write
-transaction (which holds the log's lock across processes), reads the log head, assigns
+Callers queue checked drafts; one task waits for the first, opens a store write
+transaction (which holds the log's lock across processes), takes whatever is queued by
+then (what queued while another process held the lock too), reads the log head, assigns
 seq, version, time and ``prev``, signs, stores the leaves and the tree nodes they
 complete, signs a checkpoint, lets each projector bring its stored projection level
 with the batch (in the same transaction), and commits. Only then is each caller answered,
@@ -149,8 +150,6 @@ class Writer:
                 await self._checkpoint_tail()
                 continue
             batch = [first]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
             try:
                 await self._commit(batch)
             finally:
@@ -158,9 +157,13 @@ class Writer:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        """Commit ``batch`` and what else is queued once the lock is held (it grows in place):
+        while another process holds the lock, appends queue here, and go in this batch."""
         started = time.perf_counter()
         try:
             async with self._store.write() as tx:
+                while len(batch) < self._max_batch and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
                 head, outcomes = await self._sequence(tx, batch)
         except Exception as e:  # the batch did not commit: no caller is acknowledged
             self._head, self._checkpointed_at, self._checkpointed_size = None, 0.0, 0

@@ -110,6 +110,18 @@ async def test_concurrent_appends_are_committed_in_batches(writer: Writer) -> No
     assert writer.batches < 200
 
 
+async def test_appends_queued_while_the_writer_waits_for_the_lock_go_in_its_batch(writer: Writer, store: Store) -> None:
+    sizes: list[int] = []
+    writer.on_batch = lambda events, seconds, committed: sizes.append(events)
+    async with store.write():  # another writer (on PostgreSQL perhaps another process) holds the log's lock
+        first = asyncio.create_task(writer.append(draft("policy/A")))
+        await asyncio.sleep(0.1)  # the writer has taken it, and waits for the lock
+        rest = [asyncio.create_task(writer.append(draft(f"policy/B-{i}"))) for i in range(5)]
+        await asyncio.sleep(0.1)
+    assert sorted(e.seq for e in await asyncio.gather(first, *rest)) == list(range(6))
+    assert sizes == [6]
+
+
 async def test_a_signed_checkpoint_is_stored_after_each_batch(writer: Writer, store: Store, signer: Signer) -> None:
     await writer.append(draft())
     await writer.append(draft())
