@@ -15,6 +15,7 @@ from ledger.events import Disclosure, Recorded, format_time
 from ledger.merkle import NodeKey
 from ledger.states import stream_ids
 from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.batched import Batched
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
 from ledger.store.postgres_pool import Connect, ConnectionPool
@@ -247,6 +248,7 @@ class PostgresStore(PostgresProjectionReads):
         self.url = url
         self._server_settings = server_settings
         self._connect = _connector(url, server_settings)  # a connection of its own, beside the pool's
+        self._decisions = Batched(self._decide_now)
 
     @classmethod
     async def open(

@@ -16,6 +16,7 @@ import asyncpg
 
 from ledger.errors import Unavailable
 from ledger.state_codec import VersionRow, exemption_row, policy_row, version_set
+from ledger.store.batched import Batched
 from ledger.store.postgres_notices import CHANNEL, LOG_SCHEMA
 from ledger.store.version_queries import StateTimes, at_seq, queries, versions
 from ledger.versions import FOREVER, VersionSet, name_key
@@ -55,12 +56,24 @@ _DECISION = versions(
     at=at_seq("$"),
     disclosed=True,
 )
-_DECISION_NOW = versions(  # the same, for now: the indexes of current versions serve it (migration 0009)
-    "policy_scopes(app_key, organisation_keys) && $1::text[]",
-    "account_key = $2 AND organisation_key = $3",
-    at="to_seq IS NULL",
-    disclosed=True,
-)
+# The same for now, for many questions at once (each a row of the arrays: a policy scope for
+# every organisation and one for the organisation asked about, as policy_scopes() makes them,
+# the account and the organisation), each row led by its question's number from 1. The indexes
+# of current versions serve it (migration 0009).
+_DECISIONS_NOW = f"""
+SELECT q.n, v.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+    AS q(any_scope, own_scope, account, organisation, n)
+CROSS JOIN LATERAL ({
+    versions(
+        "policy_scopes(app_key, organisation_keys) && ARRAY[q.any_scope, q.own_scope]",
+        "account_key = q.account AND organisation_key = q.organisation",
+        at="to_seq IS NULL",
+        disclosed=True,
+    )
+}) AS v
+"""
+Question = tuple[str, str, str | None]  # the keys of an app, an organisation and an account (or None)
+Answer = tuple[VersionSet, dict[str, bytes]]  # the versions that decide it, the devices' disclosures
 
 
 def open_rows(policy_ids: str, exemption_ids: str) -> str:
@@ -240,7 +253,10 @@ class PostgresProjectionWrites:
 
 
 class PostgresProjectionReads:
-    """Reads of the stored projections, each one query."""
+    """Reads of the stored projections, each one query; current decisions asked together
+    share one (``_decisions``, which the store makes of :meth:`_decide_now`)."""
+
+    _decisions: Batched[Question, Answer]
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         raise NotImplementedError  # the store provides it
@@ -283,11 +299,29 @@ class PostgresProjectionReads:
         app_key, organisation_key = name_key(app), name_key(organisation)
         account_key, organisations = None if account is None else name_key(account), ["*", organisation_key]
         if seq == FOREVER:
-            scopes = [f"{app_key}\x1f{o}" for o in organisations]  # as policy_scopes() makes them
-            rows = await self._fetch(_DECISION_NOW, scopes, account_key, organisation_key)
-        else:
-            rows = await self._fetch(_DECISION, seq, app_key, organisations, account_key, organisation_key)
+            return await self._decisions.ask((app_key, organisation_key, account_key))
+        rows = await self._fetch(_DECISION, seq, app_key, organisations, account_key, organisation_key)
         return version_set(_rows(rows)), {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
+
+    async def _decide_now(self, questions: list[Question]) -> list[Answer]:
+        """The current versions that decide each question, in one query."""
+        rows = await self._fetch(
+            _DECISIONS_NOW,
+            [f"{app}\x1f*" for app, _, _ in questions],  # as policy_scopes() makes them
+            [f"{app}\x1f{organisation}" for app, organisation, _ in questions],
+            [account for _, _, account in questions],
+            [organisation for _, organisation, _ in questions],
+        )
+        found: list[list[asyncpg.Record]] = [[] for _ in questions]
+        for row in rows:
+            found[row[0] - 1].append(row)
+        return [
+            (
+                version_set((r[1], r[2], r[3], r[4], r[5]) for r in mine),
+                {r[5]: bytes(r[6]) for r in mine if r[6] is not None},
+            )
+            for mine in found
+        ]
 
     async def all_versions(self) -> VersionSet:
         return version_set(_rows(await self._fetch(_EVERY)))

@@ -6,6 +6,7 @@ ledger as it stood on that date.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -125,3 +126,16 @@ async def test_a_decision_reads_the_covered_devices_with_the_versions_until_they
     assert disclosed == await told.store.disclosures([digest])
     await told.store.erase_disclosure(digest)
     assert (await told.store.decision_versions(FOREVER, **ask))[1] == {}
+
+
+async def test_decisions_asked_together_are_answered_as_each_asked_alone(told: Ledger) -> None:
+    asked = [
+        {"app": app, "organisation": organisation, "account": account}
+        for app in ("TikTok", "WeChat")
+        for organisation in ("cabinet-office", "dsit")
+        for account in ("ukgov", "dsit-research", None)
+    ]
+    alone = [await told.store.decision_versions(FOREVER, **ask) for ask in asked]
+    together = await asyncio.gather(*(told.store.decision_versions(FOREVER, **ask) for ask in asked))
+    assert together == alone
+    assert any(versions.exemptions for versions, _ in together)

@@ -1,4 +1,5 @@
-"""The writer's lookups on PostgreSQL find rows by their key, whatever the statistics say.
+"""The writer's lookups, and current decisions, on PostgreSQL find rows by their keys,
+whatever the statistics say.
 
 A new database's tables are empty and not yet analysed; a prepared statement planned then
 keeps its plan on that connection while the tables grow. A lookup planned as a scan of
@@ -14,7 +15,7 @@ import asyncpg
 import pytest
 
 from ledger.store.postgres import _HEAD, _NODES, _SETTLE, PostgresStore
-from ledger.store.postgres_projections import _OPEN
+from ledger.store.postgres_projections import _DECISIONS_NOW, _OPEN
 
 Plan = str
 
@@ -78,3 +79,15 @@ async def test_the_open_versions_a_batch_continues_are_read_by_their_key(fresh: 
     assert "Seq Scan on policy_versions" not in found
     assert "Seq Scan on exemption_versions" not in found
     assert "_now" not in found  # the indexes of current versions hold every open version
+
+
+async def test_current_decisions_read_each_question_by_the_indexes_of_current_versions(
+    fresh: asyncpg.Connection,
+) -> None:
+    found = await generic_plan(
+        fresh, _DECISIONS_NOW, "text[], text[], text[], text[]", "'{a\x1f*}', '{a\x1fo}', '{acct}', '{o}'"
+    )
+    assert "Bitmap Index Scan on policy_versions_scopes_now" in found
+    assert "Index Scan using exemption_versions_account_now" in found
+    assert "Seq Scan on policy_versions" not in found
+    assert "Seq Scan on exemption_versions" not in found

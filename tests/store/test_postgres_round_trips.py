@@ -1,4 +1,5 @@
-"""A batch on PostgreSQL is four round trips, whichever process wrote the batch before it.
+"""A batch on PostgreSQL is four round trips, whichever process wrote the batch before it;
+current decisions asked together are one.
 
 The writer holds the log's lock from the first to the last, so each round trip it saves
 is time another process's writer does not wait.
@@ -6,6 +7,7 @@ is time another process's writer does not wait.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,6 +17,7 @@ from ledger.events import Draft
 from ledger.projector import VersionProjector
 from ledger.signing import Signer
 from ledger.store.postgres import PostgresStore
+from ledger.versions import FOREVER
 from ledger.writer import Writer
 from tests.backends import postgres_backend
 
@@ -65,3 +68,13 @@ async def test_a_batch_after_another_writers_is_four_round_trips(
     assert len(sent) == 4, sent  # BEGIN and the lock; the head; the events with their versions; COMMIT
     assert sent[0].startswith("BEGIN")
     assert sent[-1] == "COMMIT"
+
+
+async def test_current_decisions_asked_together_are_read_in_one_statement(
+    stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    store, _ = stores
+    sent = await statements_of(store)
+    asked = [{"app": f"app-{i}", "organisation": "cabinet-office", "account": f"acct-{i}"} for i in range(20)]
+    await asyncio.gather(*(store.decision_versions(FOREVER, **ask) for ask in asked))
+    assert len(sent) == 1  # all asked before the first could be sent: they go together

@@ -1,0 +1,59 @@
+"""Questions asked while a query runs go together in the next one: one round trip for many."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["Batched"]
+
+Q = TypeVar("Q")
+A = TypeVar("A")
+
+
+class Batched(Generic[Q, A]):
+    """Asks ``run`` many questions at once, as the writer commits many appends at once: a
+    question asked while a run is under way waits for it to end, then goes in the next run
+    with all the others asked meanwhile (at most ``limit``). One run at a time, so a busy
+    process sends fewer, larger queries; an idle one sends each question at once."""
+
+    def __init__(self, run: Callable[[list[Q]], Awaitable[list[A]]], limit: int = 256) -> None:
+        self._run = run
+        self._limit = limit
+        self._waiting: list[tuple[Q, asyncio.Future[A]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def ask(self, question: Q) -> A:
+        future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
+        self._waiting.append((question, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
+                await self._answer(batch)
+        finally:
+            self._task = None
+            for _, future in self._waiting:  # only if this task was cancelled: nobody will answer them
+                future.cancel()
+            self._waiting = []
+
+    async def _answer(self, batch: list[tuple[Q, asyncio.Future[A]]]) -> None:
+        try:
+            answers = await self._run([question for question, _ in batch])
+        except Exception as e:  # each asker gets the error: the database is unreachable, say
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        except BaseException:
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():  # its asker may have given up (a client gone)
+                future.set_result(answer)
