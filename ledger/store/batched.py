@@ -16,7 +16,8 @@ class Batched(Generic[Q, A]):
     """Asks ``run`` many questions at once, as the writer commits many appends at once: a
     question asked while a run is under way waits for it to end, then goes in the next run
     with all the others asked meanwhile (at most ``limit``). One run at a time, so a busy
-    process sends fewer, larger queries; an idle one sends each question at once."""
+    process sends fewer, larger queries; an idle one sends each question at once. A run that
+    fails is asked again one question at a time, so that each asker gets its own outcome."""
 
     def __init__(self, run: Callable[[list[Q]], Awaitable[list[A]]], limit: int = 256) -> None:
         self._run = run
@@ -45,10 +46,13 @@ class Batched(Generic[Q, A]):
     async def _answer(self, batch: list[tuple[Q, asyncio.Future[A]]]) -> None:
         try:
             answers = await self._run([question for question, _ in batch])
-        except Exception as e:  # each asker gets the error: the database is unreachable, say
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(e)
+        except Exception as e:
+            if len(batch) > 1:  # one question's fault (text the database refuses) fails only its asker
+                for one in batch:
+                    await self._answer([one])
+                return
+            if not batch[0][1].done():
+                batch[0][1].set_exception(e)
             return
         except BaseException:
             for _, future in batch:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ledger import schemas
+from ledger.errors import InvalidInput
 from ledger.events import Draft
 from ledger.projector import VersionProjector
 from ledger.signing import Signer
@@ -78,3 +79,11 @@ async def test_current_decisions_asked_together_are_read_in_one_statement(
     asked = [{"app": f"app-{i}", "organisation": "cabinet-office", "account": f"acct-{i}"} for i in range(20)]
     await asyncio.gather(*(store.decision_versions(FOREVER, **ask) for ask in asked))
     assert len(sent) == 1  # all asked before the first could be sent: they go together
+
+
+async def test_a_question_postgresql_refuses_fails_only_its_asker(stores: tuple[PostgresStore, PostgresStore]) -> None:
+    store, _ = stores
+    asked = [{"app": "TikTok", "organisation": "cabinet-office", "account": account} for account in ("a", "b\x00", "c")]
+    answers = await asyncio.gather(*(store.decision_versions(FOREVER, **ask) for ask in asked), return_exceptions=True)
+    assert [type(a) for a in answers] == [tuple, InvalidInput, tuple]
+    assert "U+0000" in str(answers[1])

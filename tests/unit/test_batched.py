@@ -53,8 +53,16 @@ async def test_a_run_takes_at_most_its_limit_of_questions() -> None:
     assert [len(questions) for questions in run.runs] == [2, 2, 1]
 
 
-async def test_an_error_reaches_every_asker_of_its_run_and_the_next_run_still_goes() -> None:
+async def test_a_question_that_fails_its_run_fails_only_its_asker() -> None:
     run = Doubler(fail={2})
+    batched = Batched(run)
+    answers = await asyncio.gather(*(batched.ask(n) for n in (1, 2, 3)), return_exceptions=True)
+    assert [a if isinstance(a, int) else type(a) for a in answers] == [2, Unavailable, 6]
+    assert run.runs == [[1, 2, 3], [1], [2], [3]]  # the run failed, then each was asked alone
+
+
+async def test_when_every_question_fails_every_asker_gets_the_error_and_the_next_run_still_goes() -> None:
+    run = Doubler(fail={1, 2, 3})
     batched = Batched(run)
     answers = await asyncio.gather(*(batched.ask(n) for n in (1, 2, 3)), return_exceptions=True)
     assert [type(a) for a in answers] == [Unavailable] * 3
