@@ -16,21 +16,31 @@ class Batched(Generic[Q, A]):
     """Asks ``run`` many questions at once, as the writer commits many appends at once: a
     question asked while a run is under way waits for it to end, then goes in the next run
     with all the others asked meanwhile (at most ``limit``). One run at a time, so a busy
-    process sends fewer, larger queries; an idle one sends each question at once. A run that
-    fails is asked again one question at a time, so that each asker gets its own outcome."""
+    process sends fewer, larger queries; an idle one runs each question at once, in its
+    asker's task. A run that fails is asked again one question at a time, so that each
+    asker gets its own outcome."""
 
     def __init__(self, run: Callable[[list[Q]], Awaitable[list[A]]], limit: int = 256) -> None:
         self._run = run
         self._limit = limit
         self._waiting: list[tuple[Q, asyncio.Future[A]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self._task: asyncio.Task[None] | None = None  # the run of what was asked meanwhile
 
     async def ask(self, question: Q) -> A:
-        future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
-        self._waiting.append((question, future))
-        if self._task is None:
-            self._task = asyncio.create_task(self._drain())
-        return await future
+        if self._busy:
+            future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
+            self._waiting.append((question, future))
+            return await future
+        self._busy = True
+        try:
+            [answer] = await self._run([question])
+        finally:
+            if self._waiting:
+                self._task = asyncio.create_task(self._drain())
+            else:
+                self._busy = False
+        return answer
 
     async def _drain(self) -> None:
         try:
@@ -38,7 +48,7 @@ class Batched(Generic[Q, A]):
                 batch, self._waiting = self._waiting[: self._limit], self._waiting[self._limit :]
                 await self._answer(batch)
         finally:
-            self._task = None
+            self._busy, self._task = False, None
             for _, future in self._waiting:  # only if this task was cancelled: nobody will answer them
                 future.cancel()
             self._waiting = []

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from ledger.store.postgres import _HEAD, _NODES, _SETTLE, PostgresStore
-from ledger.store.postgres_projections import _DECISIONS_NOW, _OPEN
+from ledger.store.postgres_projections import _DECISION_NOW, _DECISIONS_NOW, _OPEN
 
 Plan = str
 
@@ -87,6 +87,14 @@ async def test_current_decisions_read_each_question_by_the_indexes_of_current_ve
     found = await generic_plan(
         fresh, _DECISIONS_NOW, "text[], text[], text[], text[]", "'{a\x1f*}', '{a\x1fo}', '{acct}', '{o}'"
     )
+    assert "Bitmap Index Scan on policy_versions_scopes_now" in found
+    assert "Index Scan using exemption_versions_account_now" in found
+    assert "Seq Scan on policy_versions" not in found
+    assert "Seq Scan on exemption_versions" not in found
+
+
+async def test_a_current_decision_asked_alone_reads_by_the_same_indexes(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _DECISION_NOW, "text[], text, text", "'{a\x1f*,a\x1fo}', 'acct', 'o'")
     assert "Bitmap Index Scan on policy_versions_scopes_now" in found
     assert "Index Scan using exemption_versions_account_now" in found
     assert "Seq Scan on policy_versions" not in found

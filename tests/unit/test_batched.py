@@ -21,6 +21,7 @@ class Doubler:
 
     async def __call__(self, questions: list[int]) -> list[int]:
         self.runs.append(questions)
+        await asyncio.sleep(0)  # as a query would: others may ask meanwhile
         await self.release.wait()
         if self.fail & set(questions):
             raise Unavailable("the database is not reachable")
@@ -31,6 +32,11 @@ async def test_a_question_asked_alone_is_run_at_once_on_its_own() -> None:
     run = Doubler()
     assert await Batched(run).ask(4) == 8
     assert run.runs == [[4]]
+
+
+async def test_a_question_asked_alone_gets_its_error_directly() -> None:
+    with pytest.raises(Unavailable, match="not reachable"):
+        await Batched(Doubler(fail={4})).ask(4)
 
 
 async def test_questions_asked_while_a_run_is_under_way_go_together_in_the_next() -> None:
@@ -50,7 +56,7 @@ async def test_a_run_takes_at_most_its_limit_of_questions() -> None:
     run = Doubler()
     batched = Batched(run, limit=2)
     assert await asyncio.gather(*(batched.ask(n) for n in range(5))) == [0, 2, 4, 6, 8]
-    assert [len(questions) for questions in run.runs] == [2, 2, 1]
+    assert run.runs == [[0], [1, 2], [3, 4]]
 
 
 async def test_a_question_that_fails_its_run_fails_only_its_asker() -> None:
@@ -58,7 +64,7 @@ async def test_a_question_that_fails_its_run_fails_only_its_asker() -> None:
     batched = Batched(run)
     answers = await asyncio.gather(*(batched.ask(n) for n in (1, 2, 3)), return_exceptions=True)
     assert [a if isinstance(a, int) else type(a) for a in answers] == [2, Unavailable, 6]
-    assert run.runs == [[1, 2, 3], [1], [2], [3]]  # the run failed, then each was asked alone
+    assert run.runs == [[1], [2, 3], [2], [3]]  # the run of 2 and 3 failed, then each was asked alone
 
 
 async def test_when_every_question_fails_every_asker_gets_the_error_and_the_next_run_still_goes() -> None:
