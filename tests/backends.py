@@ -3,11 +3,20 @@
 PostgreSQL comes from LEDGER_TEST_DATABASE_URL (default: the local server on
 127.0.0.1:5432 as user postgres). Under CI=true a missing server fails the run; elsewhere
 its tests are skipped with a loud reason.
+
+Each schema created and dropped leaves dead rows in the system catalogs (pg_attribute,
+pg_class, pg_depend, ...), about a thousand schemas a run. Where autovacuum is off, as on
+some CI machines, nothing clears them: DDL, and with it every test's set-up, grows slower
+run after run (a run took 10 minutes with 500,000 dead rows in pg_attribute, and finished in
+one more minute from 40% once they were vacuumed). So the catalogs are vacuumed when the run
+starts and after every 50 schemas dropped (the role must own them: a superuser, as in CI;
+for others PostgreSQL skips them with a warning).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sqlite3
 import uuid
@@ -26,11 +35,24 @@ from ledger.store.sqlite import SqliteStore
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CATALOGS = ", ".join(
+    f"pg_catalog.{table}"
+    for table in ("pg_attribute", "pg_class", "pg_depend", "pg_type", "pg_index", "pg_constraint", "pg_attrdef",
+                  "pg_trigger", "pg_proc", "pg_namespace", "pg_description")
+)  # fmt: skip
+_dropped = itertools.count(1)
+
+
+async def vacuum_catalogs(conn: asyncpg.Connection) -> None:
+    """Clear the dead rows creating and dropping schemas left in the system catalogs."""
+    await conn.execute("SET client_min_messages = error")  # not a warning per catalog where the role may not
+    await conn.execute(f"VACUUM {CATALOGS}")  # (on its own: VACUUM runs in no transaction block)
 
 
 def require_postgres() -> str:
     async def probe() -> None:
         conn = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        await vacuum_catalogs(conn)  # what earlier runs left
         await conn.close()
 
     try:
@@ -127,4 +149,6 @@ async def postgres_backend(url: str) -> AsyncIterator[Backend]:
     finally:
         await store.close()
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        if next(_dropped) % 50 == 0:
+            await vacuum_catalogs(admin)
         await admin.close()
