@@ -55,7 +55,7 @@ def _successive(keys: Sequence[TrustedKey]) -> tuple[TrustedKey, ...]:
     """Each key trusted from its ``from_seq`` until the next key's; keys from one seq (none
     signed between) share their term."""
     ends = dict(itertools.pairwise(sorted({k.from_seq for k in keys})))
-    return tuple(TrustedKey(k.verifier, k.from_seq, _earlier(k.until_seq, ends.get(k.from_seq))) for k in keys)
+    return tuple(TrustedKey(k.verifier, k.from_seq, ends.get(k.from_seq)) for k in keys)
 
 
 def _within(given: TrustedKey, stated: TrustedKey | None) -> TrustedKey:
