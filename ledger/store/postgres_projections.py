@@ -144,6 +144,17 @@ SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c 
 WHERE i.indrelid = $1::regclass AND NOT i.indisprimary ORDER BY c.relname
 """
 # The privileges others hold on a table (an operator's GRANTs), as GRANT statements' parts.
+# A rebuild's index builds sort every version of the log. PostgreSQL's default
+# maintenance_work_mem (64MB) leaves them little room to sort in memory, and at most one
+# parallel worker (each needs 32MB of it). For the rebuild's transaction alone, and never less
+# than the server's own, they get INDEX_BUILD_MEMORY kB: the indexes of a 1,000,000-event log
+# took 3.9 s instead of 4.3-4.4 s (whole rebuilds 41,600-42,300 against 38,800-39,800 events/s,
+# alternating).
+INDEX_BUILD_MEMORY = 256 * 1024
+_ROOM_TO_SORT = """
+SELECT set_config('maintenance_work_mem', greatest(setting::bigint, $1::bigint)::text, true)
+FROM pg_settings WHERE name = 'maintenance_work_mem'
+"""
 _GRANTS = """
 SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, a.is_grantable
 FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a LEFT JOIN pg_roles r ON r.oid = a.grantee
@@ -240,10 +251,11 @@ class PostgresProjectionWrites:
             )
 
     async def finish_rebuild(self) -> None:
-        """Give the new tables the old ones' primary keys and indexes (each built in one pass),
-        statistics and the privileges others were granted on them; then drop the old ones, give
-        the new ones their names and tell the services' read caches. Readers wait only for this
-        last step."""
+        """Give the new tables the old ones' primary keys and indexes (each built in one pass, with
+        at least INDEX_BUILD_MEMORY to sort in), statistics and the privileges others were granted
+        on them; then drop the old ones, give the new ones their names and tell the services' read
+        caches. Readers wait only for this last step."""
+        await self._conn.execute(_ROOM_TO_SORT, INDEX_BUILD_MEMORY)
         swap = []
         for table in _VERSION_TABLES:
             for privilege, grantee, grantable in await self._conn.fetch(_GRANTS, table):

@@ -15,6 +15,7 @@ from ledger.projector import NAME, VersionProjector, rebuild
 from ledger.service import LedgerService
 from ledger.signing import Signer
 from ledger.store.postgres import PostgresStore
+from ledger.store.postgres_projections import PostgresProjectionWrites
 from ledger.writer import Writer
 from tests.backends import Backend, postgres_backend
 from tests.domain.commands import at, ban, grant, lift, renew, revoke
@@ -138,3 +139,29 @@ async def test_a_rebuild_after_a_failed_one_starts_afresh(story: Ledger, pg: Bac
     await pg.tamper(f"UPDATE events SET leaf = {pg.bytea(original.leaf)} WHERE seq = 3")
     await rebuild(story.store, processes=2)
     assert await story.store.all_versions() == kept
+
+
+class _Writes(PostgresProjectionWrites):
+    """The projections' side of a transaction on ``conn``."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+
+@pytest.mark.parametrize(("server", "during"), [("64MB", "256MB"), ("1GB", "1GB")])
+async def test_a_rebuild_sorts_its_indexes_in_at_least_256mb_for_its_transaction_alone(
+    pg: Backend, server: str, during: str
+) -> None:
+    settings = {"search_path": pg.schema or "public", "maintenance_work_mem": server}
+    conn = await asyncpg.connect(pg.url, server_settings=settings)
+    try:
+        transaction = conn.transaction()
+        await transaction.start()
+        writes = _Writes(conn)
+        await writes.make_rebuild_tables()
+        await writes.finish_rebuild()
+        assert await conn.fetchval("SHOW maintenance_work_mem") == during
+        await transaction.rollback()
+        assert await conn.fetchval("SHOW maintenance_work_mem") == server
+    finally:
+        await conn.close()
