@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,18 +66,19 @@ def _wait_ready(server: Server) -> None:
     pytest.fail(f"the server was not ready within {START_TIMEOUT} s:\n{server.output()}")
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def serving(folder: Path) -> Iterator[Server]:
+    """``policy-ledger serve`` on a SQLite file in ``folder``, killed afterwards if still running."""
     port = _free_port()
-    config = Config(database_url=f"sqlite:///{tmp_path}/ledger.db", origin=ORIGIN, signing_key_file=tmp_path / "key")
+    config = Config(database_url=f"sqlite:///{folder}/ledger.db", origin=ORIGIN, signing_key_file=folder / "key")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env |= {"LEDGER_DATABASE_URL": config.database_url, "LEDGER_SIGNING_KEY_FILE": str(config.signing_key_file),
             "LEDGER_ORIGIN": ORIGIN}  # fmt: skip
-    log = tmp_path / "server.log"
+    log = folder / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
-            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     running = Server(f"http://127.0.0.1:{port}", process, config, log)
     try:
@@ -86,6 +88,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with serving(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a module's tests that only read from it and leave it running."""
+    with serving(tmp_path_factory.mktemp("served")) as running:
+        yield running
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

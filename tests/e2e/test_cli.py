@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -44,12 +45,28 @@ def tamper(tmp_path: Path, *statements: str) -> None:
     conn.close()
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A key and a migrated database, made once by the command line as a user makes them."""
+    folder = tmp_path_factory.mktemp("migrated")
+    assert cli(folder, "keys", "generate").returncode == 0
+    assert cli(folder, "migrate").returncode == 0
+    return folder
+
+
 @pytest.fixture
-async def log(tmp_path: Path) -> Path:
-    assert cli(tmp_path, "keys", "generate").returncode == 0
-    assert cli(tmp_path, "migrate").returncode == 0
-    await append_events(tmp_path, 6)
+def migrated_copy(tmp_path: Path, migrated: Path) -> Path:
+    """A copy of ``migrated`` of this test's own."""
+    for made in migrated.iterdir():
+        shutil.copy2(made, tmp_path / made.name)  # the key file keeps its mode (0600)
     return tmp_path
+
+
+@pytest.fixture
+async def log(migrated_copy: Path) -> Path:
+    """A log of six events."""
+    await append_events(migrated_copy, 6)
+    return migrated_copy
 
 
 def test_keys_generate_prints_the_verifier_key_and_keeps_the_key_private(tmp_path: Path) -> None:

@@ -117,9 +117,9 @@ def raw_exchange(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
     ids=["header-without-colon", "bad-request-line", "header-too-large", "tls-on-http", "secret-in-a-bad-header"],
 )
 def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
-    server: Server, request_bytes: bytes, said: str
+    shared_server: Server, request_bytes: bytes, said: str
 ) -> None:
-    status, headers, body = raw_exchange(server.url, request_bytes)
+    status, headers, body = raw_exchange(shared_server.url, request_bytes)
     assert status.split(" ", 1)[1].startswith("400")
     assert headers["content-type"].startswith("application/problem+json")
     problem = json.loads(body)
@@ -128,8 +128,8 @@ def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
     assert "check the request line and headers" in problem["detail"]
     assert headers["x-request-id"] == problem["request_id"]
     assert b"SECRET" not in body
-    assert "SECRET" not in server.output()
-    assert "Traceback" not in server.output()
+    assert "SECRET" not in shared_server.output()
+    assert "Traceback" not in shared_server.output()
 
 
 @pytest.mark.parametrize(
@@ -142,20 +142,22 @@ def test_a_request_the_http_parser_refuses_gets_a_problem_json_400(
     ],
     ids=["post", "post-chunked", "get-with-a-body"],
 )
-def test_a_compressed_body_is_a_415_problem_and_logs_no_traceback(server: Server, request_bytes: bytes) -> None:
+def test_a_compressed_body_is_a_415_problem_and_logs_no_traceback(shared_server: Server, request_bytes: bytes) -> None:
     status, headers, body = raw_exchange(
-        server.url, request_bytes.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
+        shared_server.url, request_bytes.replace(b"Host: x\r\n", b"Host: x\r\nConnection: close\r\n")
     )
     assert status.split(" ", 1)[1].startswith("415")
     assert headers["content-type"].startswith("application/problem+json")
     assert "send the body uncompressed" in json.loads(body)["detail"]
-    assert "Traceback" not in server.output()
+    assert "Traceback" not in shared_server.output()
 
 
 @pytest.mark.parametrize("path", ["/v1/policies", "/v1/no-such-thing"])
-def test_an_expectation_the_service_cannot_meet_gets_a_problem_json_417_on_any_path(server: Server, path: str) -> None:
+def test_an_expectation_the_service_cannot_meet_gets_a_problem_json_417_on_any_path(
+    shared_server: Server, path: str
+) -> None:
     request = f"POST {path} HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    status, headers, body = raw_exchange(server.url, request.encode())
+    status, headers, body = raw_exchange(shared_server.url, request.encode())
     assert status.split(" ", 1)[1].startswith("417")
     assert headers["content-type"].startswith("application/problem+json")
     problem = json.loads(body)
