@@ -143,7 +143,6 @@ _INDEXES = """
 SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid = $1::regclass AND NOT i.indisprimary ORDER BY c.relname
 """
-# The privileges others hold on a table (an operator's GRANTs), as GRANT statements' parts.
 # A rebuild's index builds sort every version of the log. PostgreSQL's default
 # maintenance_work_mem (64MB) leaves them little room to sort in memory, and at most one
 # parallel worker (each needs 32MB of it). For the rebuild's transaction alone, and never less
@@ -155,6 +154,7 @@ _ROOM_TO_SORT = """
 SELECT set_config('maintenance_work_mem', greatest(setting::bigint, $1::bigint)::text, true)
 FROM pg_settings WHERE name = 'maintenance_work_mem'
 """
+# The privileges others hold on a table (an operator's GRANTs), as GRANT statements' parts.
 _GRANTS = """
 SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, a.is_grantable
 FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) AS a LEFT JOIN pg_roles r ON r.oid = a.grantee
