@@ -186,6 +186,19 @@ def save_arguments(versions: VersionSet, name: str, position: int) -> list[Any]:
     return [*_columns(policies, 6), *_columns(exemptions, 8), name, position]
 
 
+def _scopes(app_key: str, organisation_key: str) -> tuple[str, str]:
+    """The policy scopes that ban ``app_key`` in an organisation: for every organisation, and for
+    that one (as policy_scopes() makes them)."""
+    return f"{app_key}\x1f*", f"{app_key}\x1f{organisation_key}"
+
+
+def _answer(rows: Sequence[asyncpg.Record | tuple[Any, ...]]) -> Answer:
+    """A decision query's rows (the versions, each with its covered devices' digest and
+    disclosure) as the versions and the disclosures by digest."""
+    versions = version_set((r[0], r[1], r[2], r[3], r[4]) for r in rows)
+    return versions, {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
+
+
 def _rows(records: Sequence[asyncpg.Record]) -> list[VersionRow]:
     return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
 
@@ -320,33 +333,25 @@ class PostgresProjectionReads:
         account_key, organisations = None if account is None else name_key(account), ["*", organisation_key]
         if seq == FOREVER:
             return await self._decisions.ask((app_key, organisation_key, account_key))
-        rows = await self._fetch(_DECISION, seq, app_key, organisations, account_key, organisation_key)
-        return version_set(_rows(rows)), {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
+        return _answer(await self._fetch(_DECISION, seq, app_key, organisations, account_key, organisation_key))
 
     async def _decide_now(self, questions: list[Question]) -> list[Answer]:
         """The current versions that decide each question, in one query."""
         if len(questions) == 1:
             [(app, organisation, account)] = questions
-            scopes = [f"{app}\x1f*", f"{app}\x1f{organisation}"]  # as policy_scopes() makes them
-            rows = await self._fetch(_DECISION_NOW, scopes, account, organisation)
-            return [(version_set(_rows(rows)), {r[4]: bytes(r[5]) for r in rows if r[5] is not None})]
+            return [_answer(await self._fetch(_DECISION_NOW, list(_scopes(app, organisation)), account, organisation))]
+        scopes = [_scopes(app, organisation) for app, organisation, _ in questions]
         rows = await self._fetch(
             _DECISIONS_NOW,
-            [f"{app}\x1f*" for app, _, _ in questions],  # as policy_scopes() makes them
-            [f"{app}\x1f{organisation}" for app, organisation, _ in questions],
+            [any_organisation for any_organisation, _ in scopes],
+            [own for _, own in scopes],
             [account for _, _, account in questions],
             [organisation for _, organisation, _ in questions],
         )
         found: list[list[asyncpg.Record]] = [[] for _ in questions]
         for row in rows:
             found[row[0] - 1].append(row)
-        return [
-            (
-                version_set((r[1], r[2], r[3], r[4], r[5]) for r in mine),
-                {r[5]: bytes(r[6]) for r in mine if r[6] is not None},
-            )
-            for mine in found
-        ]
+        return [_answer([tuple(r)[1:] for r in mine]) for mine in found]  # each row without its question's number
 
     async def all_versions(self) -> VersionSet:
         return version_set(_rows(await self._fetch(_EVERY)))
