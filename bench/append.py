@@ -2,7 +2,8 @@
 
     python -m bench.append [--events 50000] [--concurrency 64] [--rate 5000] [--url URL]
 
-Prints: signed events/s with C concurrent appenders through the writer (group commit);
+Prints: signed events/s with C concurrent appenders through the writer (group commit), and the
+CPU time each event cost this process (appenders and writer), PostgreSQL and the whole machine;
 p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT transactions/s at
 the same concurrency; the single-core Ed25519 sign rate; the share of the machine's CPU time a
 hypervisor took meanwhile (steal), which lowers every figure. PostgreSQL keeps fsync on.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 
 import asyncpg
@@ -20,6 +22,7 @@ from bench.common import (
     DEFAULT_URL,
     ORIGIN,
     cpu_ticks,
+    cpu_use,
     percentile,
     sample_draft,
     scratch_store,
@@ -31,7 +34,7 @@ from ledger.signing import Signer
 from ledger.writer import Writer
 
 
-async def throughput(url: str, events: int, concurrency: int) -> tuple[float, float]:
+async def throughput(url: str, events: int, concurrency: int) -> tuple[float, float, str]:
     async with scratch_store(url) as (store, _):
         writer = Writer(store, Signer.generate(ORIGIN))
         await writer.start()
@@ -41,11 +44,11 @@ async def throughput(url: str, events: int, concurrency: int) -> tuple[float, fl
             for i in counter:
                 await writer.append(sample_draft(i))
 
-        start = time.perf_counter()
+        start, before = time.perf_counter(), cpu_use([os.getpid()])
         await asyncio.gather(*(appender() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
+        elapsed, used = time.perf_counter() - start, before.per(cpu_use([os.getpid()]), events, "this process")
         await writer.close()
-        return events / elapsed, events / max(writer.batches, 1)
+        return events / elapsed, events / max(writer.batches, 1), used
 
 
 async def latency(url: str, rate: int, seconds: float) -> tuple[float, float, float]:
@@ -104,10 +107,11 @@ async def main() -> None:
     configure_logging("warning")
 
     ticks, signs = cpu_ticks(), sign_rate()
-    rate, per_batch = await throughput(args.url, args.events, args.concurrency)
+    rate, per_batch, used = await throughput(args.url, args.events, args.concurrency)
     raw = await raw_inserts(args.url, min(args.events, 20_000), args.concurrency)
     achieved, p50, p99 = await latency(args.url, args.rate, args.seconds)
     print(f"signed appends, {args.concurrency} appenders:  {rate:9,.0f} events/s  ({per_batch:.1f} events/batch)")
+    print(f"    {used}")
     print(
         f"raw asyncpg 1-row INSERT txns, {args.concurrency} conns: {raw:9,.0f} txns/s"
         f"    -> appends are {rate / raw:.1f}x"

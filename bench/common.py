@@ -6,8 +6,10 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 
@@ -93,3 +95,74 @@ def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) 
         return "machine: CPU time taken by the hypervisor (steal) not known here"
     share = (after[1] - before[1]) / (after[0] - before[0])
     return f"machine: {share:.0%} of the CPU time was taken by the hypervisor for others (steal) during the run"
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """CPU seconds used so far: by the processes measured, by the PostgreSQL server's processes
+    on this machine, and by the whole machine (busy, and all of its time, busy or idle)."""
+
+    processes: float
+    postgres: float
+    busy: float
+    total: float
+
+    def per(self, later: CpuUse, count: float, name: str) -> str:
+        """What each of ``count`` things done between this sample and ``later`` cost, in CPU."""
+        used = [later.processes - self.processes, later.postgres - self.postgres, later.busy - self.busy]
+        each = [f"{u / count * 1e6:,.0f} us" for u in used]
+        busy = used[2] / (later.total - self.total) if later.total > self.total else 0.0
+        return f"CPU each: {name} {each[0]}, PostgreSQL {each[1]}, whole machine {each[2]} ({busy:.0%} busy)"
+
+
+def cpu_use(pids: Iterable[int]) -> CpuUse:
+    """A :class:`CpuUse` sample for ``pids`` (Linux ``/proc``; zeros where it is missing). A
+    process that ends between two samples drops out of the second: sample ones that live on."""
+    tick = os.sysconf("SC_CLK_TCK")
+    processes = sum(_process_ticks(pid) for pid in pids) / tick
+    postgres = sum(_process_ticks(pid) for pid in _pids_named("postgres")) / tick
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(f) for f in stat.readline().split()[1:8]]
+    except (OSError, ValueError):
+        fields = [0] * 7
+    idle = fields[3] + fields[4]  # idle, and waiting for I/O
+    return CpuUse(processes, postgres, (sum(fields) - idle) / tick, sum(fields) / tick)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and the processes it started, and theirs (the workers a service forks)."""
+    parents = {}
+    for path in Path("/proc").glob("[0-9]*"):
+        stat = _stat(int(path.name))
+        if stat:
+            parents[int(path.name)] = int(stat[1])
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree, grew = tree | more, bool(more)
+    return sorted(tree)
+
+
+def _pids_named(name: str) -> list[int]:
+    found = []
+    for path in Path("/proc").glob("[0-9]*"):
+        try:
+            if (path / "comm").read_text().strip() == name:
+                found.append(int(path.name))
+        except OSError:
+            continue
+    return found
+
+
+def _process_ticks(pid: int) -> int:
+    stat = _stat(pid)
+    return int(stat[11]) + int(stat[12]) if stat else 0  # utime and stime
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first); [] for none."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []

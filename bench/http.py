@@ -11,8 +11,11 @@ decisions (GET /v1/decisions, with a service token: one question asked again and
 reads each worker remembers while the log stands still, then questions about 50,000 accounts,
 most of them read from the database) and inclusion proofs. Each is driven for 2 s unmeasured
 first: the first burst opens each worker's database connections and prepares its
-statements. Prints requests/s and p50/p99 latency, each rate as a ratio to the bare handler,
-and the share of the machine's CPU time a hypervisor took meanwhile (steal).
+statements. Prints requests/s and p50/p99 latency, each rate as a ratio to the bare handler;
+the CPU time each request cost the server (bare, or the service's processes), PostgreSQL and
+the whole machine (load generator included), with how busy the machine was (near 100%: the rate
+is what this many cores can do at that cost); and the share of the machine's CPU time a
+hypervisor took meanwhile (steal).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.common import DEFAULT_URL, cpu_ticks, percentile, stolen_share
+from bench.common import DEFAULT_URL, cpu_ticks, cpu_use, percentile, process_tree, stolen_share
 from ledger import schemas
 
 Request = Callable[[aiohttp.ClientSession, int], Any]
@@ -176,7 +179,8 @@ async def main() -> None:
         base = f"http://127.0.0.1:{port}"
         await wait_ready(f"{base}/readyz")
         print(f"service: policy-ledger serve with {args.workers} worker process(es), PostgreSQL")
-        await report(bare_port, base, token, service, args.connections, args.seconds)
+        servers = [processes[0].pid], process_tree(processes[1].pid)  # the service's workers too
+        await report(bare_port, base, token, service, args.connections, args.seconds, servers)
     finally:
         for process in processes:
             process.terminate()
@@ -185,7 +189,16 @@ async def main() -> None:
         await admin.close()
 
 
-async def report(bare_port: int, base: str, token: str, service: str, connections: int, seconds: float) -> None:
+async def report(
+    bare_port: int,
+    base: str,
+    token: str,
+    service: str,
+    connections: int,
+    seconds: float,
+    servers: tuple[list[int], list[int]],
+) -> None:
+    """Drive each case and print its figures; ``servers``: the bare server's process and the service's."""
     run_id = uuid.uuid4().hex[:6]
     data = copy.deepcopy(dict(schemas.example("policy.issued/1")))
     data["app"] = {"name": f"BenchApp-{run_id}", "vendor": "Bench Ltd"}  # keep TikTok decisions to the story
@@ -220,16 +233,21 @@ async def report(bare_port: int, base: str, token: str, service: str, connection
     bare, ticks = 0.0, cpu_ticks()
     with tempfile.TemporaryDirectory() as folder:
         for index, (name, url, make, request) in enumerate(cases):
+            pids = servers[0] if index == 0 else servers[1]
             if use_wrk:
                 script = wrk_script(folder, str(index), request)
                 await wrk_load(url, script, connections, WARM_UP)
+                before = cpu_use(pids)
                 rate, p50, p99, errors = await wrk_load(url, script, connections, seconds, first=10**9)
             else:
                 await load(make, connections, WARM_UP)
+                before = cpu_use(pids)
                 rate, p50, p99, errors = await load(make, connections, seconds, first=10**9)
+            used = before.per(cpu_use(pids), rate * seconds, "server" if index == 0 else "service")
             bare = bare or rate
             print(f"{name:<40} {rate:8,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
                   f"  {rate / bare:5.2f}x bare  ({errors} errors)")  # fmt: skip
+            print(f"    {used}")
     print(stolen_share(ticks, cpu_ticks()))
 
 
