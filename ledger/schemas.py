@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import jsonschema_rs
@@ -106,10 +107,13 @@ def validate(name: str, data: Any) -> None:
     raise SchemaViolation(f"{name}: {text}{more}", pointer=pointer)
 
 
+@functools.cache
 def sensitive_fields(name: str) -> Mapping[str, str]:
-    """Top-level property name -> sensitivity category, for the sealed fields of ``name``."""
+    """Top-level property name -> sensitivity category, for the sealed fields of ``name``
+    (read-only: made once per schema, as every command and every read of it asks)."""
     properties = schema(name).get("properties", {})
-    return {field: spec["x-sensitive"]["category"] for field, spec in properties.items() if "x-sensitive" in spec}
+    fields = {field: spec["x-sensitive"]["category"] for field, spec in properties.items() if "x-sensitive" in spec}
+    return MappingProxyType(fields)
 
 
 def example(name: str) -> Any:

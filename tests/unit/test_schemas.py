@@ -158,6 +158,13 @@ def test_sensitive_fields_name_their_categories() -> None:
     }
 
 
+def test_the_sensitive_fields_of_a_schema_are_made_once_and_cannot_be_changed() -> None:
+    fields = schemas.sensitive_fields("exemption.granted/1")
+    assert schemas.sensitive_fields("exemption.granted/1") is fields
+    with pytest.raises(TypeError):
+        fields["purpose"] = "personal-data"  # type: ignore[index]
+
+
 def test_policy_events_hold_nothing_sensitive() -> None:
     assert all(not schemas.sensitive_fields(n) for n in NAMES if n.startswith("policy."))
 
