@@ -7,6 +7,7 @@ become arrays. Decoding gives back a state equal to the one encoded. No I/O here
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -34,7 +35,10 @@ def encode_policy(state: PolicyState) -> str:
     return orjson.dumps(state).decode()
 
 
+@functools.lru_cache(maxsize=1024)
 def decode_policy(text: str) -> PolicyState:
+    """The state ``text`` encodes; remembered for the last 1,024 texts, as the few policies a
+    question falls under come back with every question about their app (states are frozen)."""
     fields: dict[str, Any] = orjson.loads(text)
     scope = fields["scope"]
     classes = scope["device_classes"]

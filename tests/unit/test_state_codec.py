@@ -55,3 +55,8 @@ def test_an_exemption_reads_back_equal(state: ExemptionState) -> None:
 )  # fmt: skip
 def test_a_policy_reads_back_equal(state: PolicyState) -> None:
     assert decode_policy(encode_policy(state)) == state
+
+
+def test_a_policy_text_read_again_gives_the_state_read_before() -> None:
+    text = encode_policy(POLICY)
+    assert decode_policy(text) is decode_policy(text)  # the policies of many questions are decoded once
