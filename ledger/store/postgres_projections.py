@@ -195,11 +195,10 @@ def _scopes(app_key: str, organisation_key: str) -> tuple[str, str]:
 def _answer(rows: Sequence[asyncpg.Record | tuple[Any, ...]]) -> Answer:
     """A decision query's rows (the versions, each with its covered devices' digest and
     disclosure) as the versions and the disclosures by digest."""
-    versions = version_set((r[0], r[1], r[2], r[3], r[4]) for r in rows)
-    return versions, {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
+    return version_set(_rows(rows)), {r[4]: bytes(r[5]) for r in rows if r[5] is not None}
 
 
-def _rows(records: Sequence[asyncpg.Record]) -> list[VersionRow]:
+def _rows(records: Sequence[asyncpg.Record | tuple[Any, ...]]) -> list[VersionRow]:
     return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
 
 
