@@ -80,12 +80,20 @@ def percentile(values: list[float], p: float) -> float:
 def cpu_ticks() -> tuple[int, int] | None:
     """The machine's CPU time so far, in ticks: all of it, and the part a hypervisor took for
     other guests (steal) — ``/proc/stat``'s first line; None where there is none."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(f) for f in stat.readline().split()[1:]]
-    except (OSError, ValueError):
+    fields = _machine_ticks()
+    if not fields:
         return None
     return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def _machine_ticks() -> list[int]:
+    """The fields of ``/proc/stat``'s first line (user, nice, system, idle, iowait, irq,
+    softirq, steal, ...), in ticks; [] where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(f) for f in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return []
 
 
 def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> str:
@@ -121,11 +129,7 @@ def cpu_use(pids: Iterable[int]) -> CpuUse:
     tick = os.sysconf("SC_CLK_TCK")
     processes = sum(_process_ticks(pid) for pid in pids) / tick
     postgres = sum(_process_ticks(pid) for pid in _pids_named("postgres")) / tick
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(f) for f in stat.readline().split()[1:8]]
-    except (OSError, ValueError):
-        fields = [0] * 7
+    fields = _machine_ticks()[:7] or [0] * 7  # up to softirq: time the hypervisor took (steal) is not ours
     idle = fields[3] + fields[4]  # idle, and waiting for I/O
     return CpuUse(processes, postgres, (sum(fields) - idle) / tick, sum(fields) / tick)
 
