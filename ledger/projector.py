@@ -8,9 +8,10 @@ ones once complete, while it holds the log's lock; on PostgreSQL several process
 share the streams out (``ledger.store.postgres_rebuild``). Both fold with
 :func:`ledger.versions.advance`.
 
-Leaves are decoded with a plain JSON parse and checked only to stand at their seq: they
-come from this store's own log, which ``policy-ledger verify`` checks; the projections
-trust it as the writer does.
+Of each leaf only the members folded are decoded (seq, stream, type, version and data),
+checked only to be of their types and to stand at their seq: the leaves come from this
+store's own log, which ``policy-ledger verify`` checks; the projections trust it as the
+writer does.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
-import orjson
+import msgspec
 
 from ledger.errors import Unavailable, VerificationError
 from ledger.events import Recorded
@@ -93,15 +94,32 @@ def _decoded(start: int, leaves: Sequence[LeafRow]) -> list[Event]:
     return [decoded_leaf(row.seq, row.leaf) for row in leaves]
 
 
+class _Folded(TypedDict):
+    """The members of a stored event that the projections fold."""
+
+    seq: int
+    stream: str
+    type: str
+    version: int
+    data: dict[str, Any]
+
+
+# Decodes only _Folded's members, skipping the others unread (the signature, the link, the
+# actor...): half the time of a whole parse, which was the largest share of a rebuild's.
+_FOLDED = msgspec.json.Decoder(_Folded)
+
+
 def decoded_leaf(seq: int, leaf: bytes) -> Event:
-    """The event stored at ``seq``, which must at least say where it stands."""
+    """The members of the event stored at ``seq`` that the projections fold (``_Folded``)."""
     try:
-        event = orjson.loads(leaf)
-    except orjson.JSONDecodeError:
-        event = None
-    if not isinstance(event, dict) or event.get("seq") != seq or not isinstance(event.get("stream"), str):
-        raise VerificationError(f"the event stored at seq {seq} is not an event of this log at that seq", seq=seq)
-    return event
+        event = _FOLDED.decode(leaf)
+    except msgspec.DecodeError as e:
+        problem = f": {e}"
+    else:
+        if event["seq"] == seq:
+            return event
+        problem = f": it says seq {event['seq']}"
+    raise VerificationError(f"the event stored at seq {seq} is not an event of this log at that seq{problem}", seq=seq)
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from ledger.canonical import canonical
 from ledger.errors import Unavailable, VerificationError
 from ledger.events import Draft, Recorded
 from ledger.policy import IssuePolicy, ReviewPolicy
-from ledger.projector import NAME, VersionProjector, rebuild
+from ledger.projector import NAME, VersionProjector, decoded_leaf, rebuild
 from ledger.sensitive import seal
 from ledger.signing import Signer
 from ledger.store.base import Store, WriteTransaction
@@ -107,3 +108,25 @@ async def test_a_rebuild_names_the_seq_of_a_stored_leaf_that_is_not_the_event_th
     await backend.tamper(f"UPDATE events SET leaf = {backend.bytea(leaf)} WHERE seq = 1")
     with pytest.raises(VerificationError, match="seq 1: the event stored at seq 1 is not an event of this log"):
         await rebuild(backend.store, processes=processes)
+
+
+FOLDED = {"data": {"app": {"name": "TikTok"}}, "seq": 7, "stream": "policy/P-1", "type": "policy.issued", "version": 1}
+
+
+def test_of_a_stored_leaf_only_the_members_the_projections_fold_are_decoded() -> None:
+    leaf = canonical(FOLDED | {"actor": {"id": "o-1", "role": "policy-officer"}, "sig": "c2ln", "prev": "cHJldg=="})
+    assert decoded_leaf(7, leaf) == FOLDED
+
+
+@pytest.mark.parametrize(
+    ("changed", "problem"),
+    [
+        ({"seq": 8}, "it says seq 8"),
+        ({"version": "1"}, r"Expected `int`, got `str` - at `\$.version`"),
+        ({"data": ["app"]}, r"Expected `object`, got `array` - at `\$.data`"),
+    ],
+)
+def test_a_stored_leaf_is_refused_saying_what_is_wrong_with_it(changed: dict[str, object], problem: str) -> None:
+    with pytest.raises(VerificationError, match=f"seq 7: the event stored at seq 7 is not an event of this log at "
+                                                f"that seq: {problem}"):  # fmt: skip
+        decoded_leaf(7, canonical(FOLDED | changed))
