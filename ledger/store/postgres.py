@@ -40,12 +40,14 @@ _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 
 @asynccontextmanager
 async def _reachable(url: str) -> AsyncIterator[None]:
-    """PostgreSQL's failures as the ledger's: out of reach or refusing us, text it cannot hold
-    (a NUL), or no log in the database."""
+    """PostgreSQL's failures as the ledger's: out of reach, out of room or refusing us, text it
+    cannot hold (a NUL), or no log in the database."""
     try:
         yield
     except _UNREACHABLE as e:
         raise Unavailable(f"PostgreSQL at {_redact(url)} is not reachable: {e}") from e
+    except asyncpg.InsufficientResourcesError as e:  # no connection slot, disk or memory left
+        raise Unavailable(f"PostgreSQL at {_redact(url)} cannot serve now: {e}") from None
     except asyncpg.CharacterNotInRepertoireError:
         raise InvalidInput("text holding U+0000 (NUL) is in no id or name the ledger keeps; remove it") from None
     except asyncpg.UndefinedTableError:

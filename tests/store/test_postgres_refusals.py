@@ -18,6 +18,18 @@ async def test_a_role_postgresql_does_not_know_is_unavailable_naming_it(postgres
         await PostgresStore.open(stranger)
 
 
+async def test_a_database_with_no_connection_left_for_the_ledger_is_unavailable(postgres_url: str) -> None:
+    role = f"no_room_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0")
+    try:
+        with pytest.raises(Unavailable, match=r"cannot serve now: too many connections for role"):
+            await PostgresStore.open(str(URL(postgres_url).with_user(role)))
+    finally:
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
 async def test_reading_a_database_that_holds_no_log_says_to_migrate(postgres_url: str) -> None:
     schema = f"empty_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(postgres_url)
