@@ -22,7 +22,7 @@ from api.params import flag, json_object
 from api.problems import render
 from ledger import exporting, policy
 from ledger.errors import InvalidInput, NotFound
-from ledger.events import Recorded, decode_leaf
+from ledger.events import Claim, Recorded, decode_leaf
 from ledger.store import Store
 from ledger.store.base import LeafRow
 
@@ -81,7 +81,7 @@ async def _command(
     command = make(json_object(raw, ("id", "data"), '{"data": {...}}'), _if_match(request))
     with_proof = flag(request, "proof")
 
-    async def run(claim: tuple[str, str] | None) -> web.Response:
+    async def run(claim: Claim | None) -> web.Response:
         recorded = await request.app[SERVICE].execute(command, principal.actor["id"], principal.actor["role"], claim)
         last = recorded[-1]
         receipt = (

@@ -1,7 +1,13 @@
 """``Idempotency-Key``: a retried command gets the first answer, and nothing is appended twice.
 
-The claim on a key is settled in the transaction that records the command's event, so a
-retry after a crash between that commit and the answer replays the recorded event.
+A key is settled, with the seq of the event its request recorded, in the transaction that
+records it; the writer refuses a draft whose key is settled already (IdempotencyKeyTaken),
+so two requests with one key never both record. A retry is run as the first was, and when
+it fails (refused for its key, or by a rule the first one's event now breaks) and its key
+is settled, it replays the recorded event instead: also after a crash between the first
+one's commit and its answer. Nothing is written but with the event: a request that fails
+leaves its key unused, and a first request costs no more than one without a key (the
+writer asks once per batch which keys are taken).
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from api.keys import PRINCIPAL, STORE
-from ledger.errors import IdempotencyInProgress, IdempotencyMismatch, InvalidInput
+from ledger.errors import IdempotencyMismatch, InvalidInput, LedgerError
+from ledger.events import Claim
+from ledger.store.base import Remembered
 
 __all__ = ["HEADER", "idempotent"]
 
@@ -21,14 +29,13 @@ HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
-Run = Callable[[tuple[str, str] | None], Awaitable[web.Response]]
+Run = Callable[[Claim | None], Awaitable[web.Response]]
+Replay = Callable[[int], Awaitable[web.Response]]
 
 
-async def idempotent(
-    request: web.Request, body: bytes, run: Run, replay: Callable[[int], Awaitable[web.Response]]
-) -> web.Response:
+async def idempotent(request: web.Request, body: bytes, run: Run, replay: Replay) -> web.Response:
     """Run a command once per key; a retry with the same key and body replays the first
-    answer, or the answer rebuilt from the event recorded at ``seq`` (``replay``)."""
+    answer, rebuilt from the event it recorded (``replay`` of its seq)."""
     key = request.headers.get(HEADER)
     if key is None:
         return await run(None)
@@ -36,23 +43,23 @@ async def idempotent(
         raise InvalidInput(f"{HEADER} must be 1-255 visible ASCII characters")
     store, scope = request.app[STORE], request[PRINCIPAL].token_id or "anonymous"
     digest = hashlib.sha256(b"\n".join([request.method.encode(), request.raw_path.encode(), body])).hexdigest()
-    earlier = await store.claim_idempotency(scope, key, digest)
-    if earlier is not None:
-        if earlier.request_hash != digest:
-            raise IdempotencyMismatch(f"{HEADER} {key!r} was used for a different request; use a new key")
-        if earlier.status is not None and earlier.body is not None:
-            replayed = web.Response(body=earlier.body, status=earlier.status, content_type="application/json")
-        elif earlier.seq is not None:
-            replayed = await replay(earlier.seq)
-        else:
-            raise IdempotencyInProgress(f"the first request with {HEADER} {key!r} is still running; retry shortly")
-        replayed.headers["Idempotent-Replayed"] = "true"
-        return replayed
+    claim = Claim(scope, key, digest)
     try:
-        response = await run((scope, key))
-    except BaseException:
-        await store.remember_idempotency(scope, key, None, None)
-        raise
-    assert isinstance(response.body, bytes)
-    await store.remember_idempotency(scope, key, response.status, response.body)
-    return response
+        return await run(claim)
+    except LedgerError:  # perhaps because a request with this key was recorded first
+        earlier = await store.find_idempotency(scope, key)
+        if earlier is None:
+            raise
+        return await _replayed(claim, earlier, replay)
+
+
+async def _replayed(claim: Claim, earlier: Remembered, replay: Replay) -> web.Response:
+    if earlier.request_hash != claim.request_hash:
+        raise IdempotencyMismatch(f"{HEADER} {claim.key!r} was used for a different request; use a new key")
+    if earlier.status is not None and earlier.body is not None:  # an answer an earlier version stored
+        replayed = web.Response(body=earlier.body, status=earlier.status, content_type="application/json")
+    else:
+        assert earlier.seq is not None  # find_idempotency finds settled keys only
+        replayed = await replay(earlier.seq)
+    replayed.headers["Idempotent-Replayed"] = "true"
+    return replayed

@@ -30,7 +30,7 @@ ERRORS = {
     "401": "no valid bearer token",
     "403": "the token's role may not do this",
     "404": "no such policy, exemption, event or tree size",
-    "409": "a policy rule forbids the command, or its Idempotency-Key is still in use",
+    "409": "a policy rule forbids the command",
     "412": "If-Match is stale: the stream moved on",
     "413": "the body, the event or the export is too large",
     "415": "the body is compressed (Content-Encoding): send it uncompressed",

@@ -14,7 +14,7 @@ Every error knows the HTTP answer it becomes (``status``) and its RFC 9457 probl
     ├── RuleViolation                409  a policy rule forbids the command
     ├── VersionConflict              412  the stream moved on since it was read
     ├── IdempotencyMismatch          422  an Idempotency-Key reused with another body
-    ├── IdempotencyInProgress        409  the first request with that key is still running
+    ├── IdempotencyKeyTaken          409  another request with that key was recorded first
     ├── VerificationError            422  the log, a proof or a signature does not verify
     ├── AppendOnly                   409  the store refused to change recorded history
     └── Unavailable                  503  the writer or database cannot serve now
@@ -29,7 +29,7 @@ __all__ = [
     "EventTooLarge",
     "ExpectationFailed",
     "Forbidden",
-    "IdempotencyInProgress",
+    "IdempotencyKeyTaken",
     "IdempotencyMismatch",
     "InvalidInput",
     "LedgerError",
@@ -139,10 +139,10 @@ class IdempotencyMismatch(LedgerError):
     title = "Idempotency-Key reused with a different request"
 
 
-class IdempotencyInProgress(LedgerError):
+class IdempotencyKeyTaken(LedgerError):
     status = 409
-    slug = "idempotency-in-progress"
-    title = "A request with this Idempotency-Key is still running"
+    slug = "idempotency-key-taken"
+    title = "Another request with this Idempotency-Key was recorded first"
 
 
 class VerificationError(LedgerError):

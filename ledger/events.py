@@ -28,6 +28,7 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "ZERO_HASH",
     "Checked",
+    "Claim",
     "Disclosure",
     "Draft",
     "Recorded",
@@ -82,6 +83,16 @@ _FIELDS = {
 
 
 @dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key as a request used it: who used it (a token id, or "anonymous"), and
+    the SHA-256 of the request it came with."""
+
+    scope: str
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True)
 class Draft:
     """What a caller asks the writer to append; seq, version, time and chain come later."""
 
@@ -93,7 +104,7 @@ class Draft:
     expected_version: int | None = None
     id: str = field(default_factory=random_uuid)
     disclosures: tuple[Disclosure, ...] = ()
-    claim: tuple[str, str] | None = None  # (scope, Idempotency-Key) whose request this event answers
+    claim: Claim | None = None  # the Idempotency-Key whose request this event answers
     requires: tuple[tuple[str, int], ...] = ()  # other streams that must still be at these versions
 
     @property

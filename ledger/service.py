@@ -30,7 +30,7 @@ from ledger.errors import (
     VerificationError,
     VersionConflict,
 )
-from ledger.events import Draft, Recorded, decode_leaf
+from ledger.events import Claim, Draft, Recorded, decode_leaf
 from ledger.policy import (
     Command,
     GrantExemption,
@@ -120,12 +120,12 @@ class LedgerService:
     # -- commands ------------------------------------------------------------------------
 
     async def execute(
-        self, command: Command, actor_id: str, actor_role: str, claim: tuple[str, str] | None = None
+        self, command: Command, actor_id: str, actor_role: str, claim: Claim | None = None
     ) -> list[Recorded]:
         """Record what ``command`` decides, or raise why not; a refused command writes nothing.
 
-        ``claim`` (scope, Idempotency-Key) is settled with the seq of the last event, in the
-        same transaction that records it."""
+        ``claim`` (an Idempotency-Key) is settled with the seq of the last event, in the same
+        transaction that records it; a key settled before is IdempotencyKeyTaken."""
         needed = required_role(command)
         if actor_role != needed:
             raise Forbidden(f"role {actor_role} may not send {type(command).__name__}; it needs the {needed} role")
@@ -145,7 +145,7 @@ class LedgerService:
         raise Unavailable(f"{stream_of(command)} changed {ATTEMPTS} times while this was decided, each time by "
                           "another writer; retry")  # fmt: skip
 
-    async def _record(self, command: Command, actor: Mapping[str, str], claim: tuple[str, str] | None,
+    async def _record(self, command: Command, actor: Mapping[str, str], claim: Claim | None,
                       decide: Callable[[Command], Awaitable[Decided]]) -> list[Recorded]:  # fmt: skip
         decided, requires = await decide(command)
         last = len(decided) - 1
@@ -360,7 +360,7 @@ def _with_devices(version: ExemptionVersion, disclosures: Mapping[str, bytes]) -
 
 
 def _draft(
-    new: NewEvent, actor: Mapping[str, str], requires: tuple[tuple[str, int], ...], claim: tuple[str, str] | None
+    new: NewEvent, actor: Mapping[str, str], requires: tuple[tuple[str, int], ...], claim: Claim | None
 ) -> Draft:
     """The sealed draft of a decided event, expecting its stream where the rules saw it (and
     the other streams it ``requires``); ``claim`` is the Idempotency-Key it settles."""

@@ -2,10 +2,11 @@
 
 Callers queue checked drafts; one task waits for the first, opens a store write
 transaction (which holds the log's lock across processes), takes whatever is queued by
-then (what queued while another process held the lock too), reads the log head, assigns
-seq, version, time and ``prev``, signs, stores the leaves and the tree nodes they
-complete, signs a checkpoint, lets each projector bring its stored projection level
-with the batch (in the same transaction), and commits. Only then is each caller answered,
+then (what queued while another process held the lock too), reads the log head (and
+which of the batch's Idempotency-Keys are taken), assigns seq, version, time and
+``prev``, signs, stores the leaves, the tree nodes they complete and the keys they
+settle, signs a checkpoint, lets each projector bring its stored projection level with
+the batch (in the same transaction), and commits. Only then is each caller answered,
 after the batch is counted in ``commits`` when given (what tells remembered reads are stale).
 """
 
@@ -22,7 +23,7 @@ from typing import Protocol
 import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.errors import InvalidInput, LedgerError, Unavailable, VersionConflict
+from ledger.errors import IdempotencyKeyTaken, InvalidInput, LedgerError, Unavailable, VersionConflict
 from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, format_time, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.read_cache import Commits
@@ -220,7 +221,9 @@ class Writer:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
         found = self._still_signing(await tx.head(sorted(streams)))
         head = await self._load_head(tx, found)
-        new_head, outcomes, nodes = self._seal(batch, head, found.versions, format_time(self._clock()))
+        keys = {(c.scope, c.key) for p in batch if (c := p.checked.draft.claim) is not None}
+        taken = await tx.taken_claims(sorted(keys)) if keys else set()
+        new_head, outcomes, nodes = self._seal(batch, head, found.versions, taken, format_time(self._clock()))
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
         if not recorded:
             return head, outcomes
@@ -232,7 +235,7 @@ class Writer:
         ]
         await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
         claims = [
-            (*p.checked.draft.claim, o.seq)
+            (p.checked.draft.claim, o.seq)
             for p, o in zip(batch, outcomes, strict=True)
             if isinstance(o, Recorded) and p.checked.draft.claim is not None
         ]
@@ -243,27 +246,24 @@ class Writer:
         return new_head, outcomes
 
     def _seal(
-        self, batch: list[_Pending], head: _Head, versions: dict[str, int], now: str
+        self, batch: list[_Pending], head: _Head, versions: dict[str, int], taken: set[tuple[str, str]], now: str
     ) -> tuple[_Head, list[Recorded | Exception], list[tuple[NodeKey, bytes]]]:
-        """Give each draft its seq, version and ``prev``, and sign it; refuse stale versions."""
+        """Give each draft its seq, version and ``prev``, and sign it; refuse stale versions and
+        Idempotency-Keys ``taken`` (by an earlier batch, or earlier in this one)."""
         frontier, prev, size = list(head.frontier), head.last_leaf_hash, head.size
         now = max(now, head.recorded_at)  # a clock stepped back must not make time run backwards in the log
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
         for pending in batch:
             draft = pending.checked.draft
+            refused = _refusal(draft, versions, taken)
+            if refused is not None:
+                outcomes.append(refused)
+                continue
             current = versions.get(draft.stream, 0)
-            if draft.expected_version is not None and draft.expected_version != current:
-                stale = f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"
-                outcomes.append(VersionConflict(stale))
-                continue
-            moved = [(s, v) for s, v in draft.requires if versions.get(s, 0) != v]
-            if moved:
-                stream, seen = moved[0]
-                stale = f"{stream} moved on from version {seen} while this was decided; reload and retry"
-                outcomes.append(VersionConflict(stale))
-                continue
             versions[draft.stream] = current + 1
+            if draft.claim is not None:
+                taken.add((draft.claim.scope, draft.claim.key))
             event = seal_event(pending.checked, self._signer, seq=size, version=current + 1, recorded_at=now, prev=prev)
             nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
             prev, size = event.leaf_hash, size + 1
@@ -292,3 +292,19 @@ class Writer:
         finally:  # the latest checkpoint may have changed: reads of it remembered are stale
             if self._commits is not None:
                 self._commits.count()
+
+
+def _refusal(draft: Draft, versions: dict[str, int], taken: set[tuple[str, str]]) -> Exception | None:
+    """Why ``draft`` cannot be recorded where its batch stands, if it cannot."""
+    claim = draft.claim
+    if claim is not None and (claim.scope, claim.key) in taken:
+        return IdempotencyKeyTaken(f"another request with Idempotency-Key {claim.key!r} was recorded first")
+    current = versions.get(draft.stream, 0)
+    if draft.expected_version is not None and draft.expected_version != current:
+        stale = f"{draft.stream} is at version {current}, not {draft.expected_version}; reload and retry"
+        return VersionConflict(stale)
+    moved = [(s, v) for s, v in draft.requires if versions.get(s, 0) != v]
+    if moved:
+        stream, seen = moved[0]
+        return VersionConflict(f"{stream} moved on from version {seen} while this was decided; reload and retry")
+    return None

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
-from ledger.events import Disclosure, Recorded
+from ledger.events import Claim, Disclosure, Recorded
 from ledger.merkle import NodeKey
 from ledger.tokens import TokenRecord
 from ledger.versions import VersionSet
 
 __all__ = [
-    "ABANDONED_AFTER",
     "AppendWatch",
     "HeadRow",
     "KeyRow",
@@ -59,16 +58,13 @@ class KeyRow:
 
 @dataclass(frozen=True)
 class Remembered:
-    """What an Idempotency-Key already holds: the request it came with, its answer if one
-    was stored, and the seq of the event it recorded once that committed."""
+    """What an Idempotency-Key already holds: the request it came with, the seq of the event
+    it recorded once that committed, and (kept by earlier versions) its stored answer."""
 
     request_hash: str
     status: int | None
     body: bytes | None
     seq: int | None = None
-
-
-ABANDONED_AFTER = timedelta(minutes=2)  # a claim with nothing recorded this long after is taken over
 
 
 class WriteTransaction(Protocol):
@@ -96,8 +92,12 @@ class WriteTransaction(Protocol):
         """Events with start <= seq < end, in seq order, as this transaction sees them."""
         ...
 
-    async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
-        """Record, with the events, the seq each claimed (scope, Idempotency-Key) recorded."""
+    async def taken_claims(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these (scope, Idempotency-Key) pairs a recorded event, or a stored answer, settled."""
+        ...
+
+    async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:
+        """Record, with the events, each claim and the seq its request recorded (none of them taken)."""
         ...
 
     # -- stored projections (ledger/versions.py), written in the same transaction as events
@@ -236,14 +236,9 @@ class Store(Protocol):
         """Every stored version, ordered by kind, id and from_seq (for checks)."""
         ...
 
-    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
-        """Claim ``key`` for a new request (None), or return what an earlier claim holds; a
-        claim that recorded nothing and has no answer ABANDONED_AFTER on is taken over."""
-        ...
-
-    async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
-        """Store the answer to a claimed key; ``status`` None releases the claim, unless its
-        event was recorded (then a retry must replay it, never record it again)."""
+    async def find_idempotency(self, scope: str, key: str) -> Remembered | None:
+        """What ``key`` settled, used by ``scope``: the request it came with and the seq of the
+        event it recorded (or an answer stored by an earlier version); None while unused."""
         ...
 
     async def add_token(self, token: TokenRecord) -> None: ...

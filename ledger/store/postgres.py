@@ -11,10 +11,10 @@ from typing import Any
 import asyncpg
 
 from ledger.errors import InvalidInput, NotFound, Unavailable
-from ledger.events import Disclosure, Recorded, format_time
+from ledger.events import Claim, Disclosure, Recorded, format_time
 from ledger.merkle import NodeKey
 from ledger.states import stream_ids
-from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.base import HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.batched import Batched
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
@@ -103,10 +103,18 @@ class _Write(PostgresProjectionWrites):
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
 
-    async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
-        # One statement per claim (sent together), each found by the primary key: an UPDATE
-        # joined to unnest() was planned, while the table was small, as a scan of every row.
-        await self._conn.executemany(_SETTLE, claims)
+    async def taken_claims(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        await self.flush()
+        rows = await self._conn.fetch(_TAKEN, [k[0] for k in keys], [k[1] for k in keys])
+        return {(r[0], r[1]) for r in rows}
+
+    async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:
+        columns = [[c.scope for c, _ in claims], [c.key for c, _ in claims], [c.request_hash for c, _ in claims],
+                   [seq for _, seq in claims]]  # fmt: skip
+        if self._appending is None:
+            await self._conn.execute(_SETTLE, *columns)
+        else:  # sent with the append that waits
+            self._appending[_APPENDED:] = columns
 
     async def add_key(self, key: KeyRow) -> None:
         await self._conn.execute(
@@ -142,7 +150,8 @@ class _Write(PostgresProjectionWrites):
             [d.disclosure for _, d in disclosures],
             checkpoint[0],
             checkpoint[1],
-        ]
+            [], [], [], [],  # the Idempotency-Keys the events settle (settle_claims)
+        ]  # fmt: skip
 
     async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
         if self._appending is None:
@@ -190,19 +199,39 @@ _APPEND_PARTS = (
     SELECT * FROM unnest($11::text[], $12::bigint[], $13::text[], $14::text[], $15::bytea[])""",
     """INSERT INTO checkpoints (size, note) SELECT $16::bigint, $17::bytea WHERE $16::bigint >= 0
     ON CONFLICT DO NOTHING""",
+    # The batch's Idempotency-Keys, each with the seq its request recorded (none is taken: the
+    # writer asked, under the lock); a claim an earlier version left unsettled is taken over.
+    """INSERT INTO idempotency (scope, key, request_hash, seq)
+    SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::bigint[])
+    ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, seq = excluded.seq, created_at = now()
+    WHERE idempotency.seq IS NULL AND idempotency.status IS NULL""",
 )
+_APPENDED = 17  # the parameters before the Idempotency-Keys'
+
+
+def _shifted(part: str, by: int) -> str:
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + by}", part)
+
+
 _APPEND = one_statement(_APPEND_PARTS)
-_APPEND_AND_SAVE = one_statement(  # the projection's parameters follow the append's 17
-    _APPEND_PARTS + tuple(re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + 17}", part) for part in SAVE_PARTS)
+_APPEND_AND_SAVE = one_statement(  # the projection's parameters follow the append's 21
+    _APPEND_PARTS + tuple(_shifted(part, 21) for part in SAVE_PARTS)
 )
+_SETTLE = _shifted(_APPEND_PARTS[-1], -_APPENDED)
+
+# The Idempotency-Keys ($1, $2) already settled, each looked up by the primary key: a join
+# to unnest() may be planned, while the table is small, as a scan of every row, and the
+# prepared statement keeps that plan as the table grows.
+_TAKEN = """
+SELECT k.scope, k.key FROM unnest($1::text[], $2::text[]) AS k(scope, key)
+WHERE (SELECT i.seq IS NOT NULL OR i.status IS NOT NULL FROM idempotency i WHERE i.scope = k.scope AND i.key = k.key)
+"""
 
 
 def _unzipped(row: asyncpg.Record, *columns: str) -> list[Any]:
     """The rows of a result's array columns (a NULL array: no rows)."""
     return list(zip(*(row[c] or [] for c in columns), strict=True))
 
-
-_SETTLE = "UPDATE idempotency SET seq = $3 WHERE scope = $1 AND key = $2"
 
 # A lookup of the primary key per node asked for, whatever the table's statistics: a join
 # to unnest() was planned, while the table was small, as a hash join over every stored node,
@@ -366,36 +395,15 @@ class PostgresStore(PostgresProjectionReads):
 
     # -- idempotency ------------------------------------------------------------------------
 
-    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
-        async with _reachable(self.url), self._pool.acquire() as conn:
-            claimed = await conn.fetchrow(
-                "INSERT INTO idempotency (scope, key, request_hash) VALUES ($1, $2, $3)"
-                " ON CONFLICT (scope, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()"
-                " WHERE idempotency.status IS NULL AND idempotency.seq IS NULL"
-                " AND idempotency.created_at < now() - $4::interval RETURNING 1",
-                scope, key, request_hash, ABANDONED_AFTER,
-            )  # fmt: skip
-            if claimed is not None:
-                return None
-            row = await conn.fetchrow(
-                "SELECT request_hash, status, body, seq FROM idempotency WHERE scope = $1 AND key = $2", scope, key
-            )
-        assert row is not None
-        body = bytes(row["body"]) if row["body"] is not None else None
-        return Remembered(row["request_hash"], row["status"], body, row["seq"])
-
-    async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
-        """Store the answer to a claimed key; ``status`` None releases a claim that recorded nothing."""
-        async with _reachable(self.url):
-            if status is None:
-                await self._pool.execute(
-                    "DELETE FROM idempotency WHERE scope = $1 AND key = $2 AND seq IS NULL", scope, key
-                )
-            else:
-                await self._pool.execute(
-                    "UPDATE idempotency SET status = $3, body = $4 WHERE scope = $1 AND key = $2",
-                    scope, key, status, body,
-                )  # fmt: skip
+    async def find_idempotency(self, scope: str, key: str) -> Remembered | None:
+        rows = await self._fetch(
+            "SELECT request_hash, status, body, seq FROM idempotency"
+            " WHERE scope = $1 AND key = $2 AND (seq IS NOT NULL OR status IS NOT NULL)", scope, key,
+        )  # fmt: skip
+        if not rows:
+            return None
+        body = bytes(rows[0]["body"]) if rows[0]["body"] is not None else None
+        return Remembered(rows[0]["request_hash"], rows[0]["status"], body, rows[0]["seq"])
 
     # -- tokens -----------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ from typing import Any
 import aiosqlite
 
 from ledger.errors import NotFound, Unavailable
-from ledger.events import Disclosure, Recorded
+from ledger.events import Claim, Disclosure, Recorded
 from ledger.merkle import NodeKey
-from ledger.store.base import ABANDONED_AFTER, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves, sqlite_path
+from ledger.store.base import HeadRow, KeyRow, LeafRow, Remembered, paged_leaves, sqlite_path
 from ledger.store.migrations import migrations
 from ledger.store.sqlite_projections import SqliteProjectionReads, SqliteProjectionWrites
 from ledger.tokens import TokenRecord
@@ -50,10 +50,25 @@ class _Write(SqliteProjectionWrites):
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
 
-    async def settle_claims(self, claims: Sequence[tuple[str, str, int]]) -> None:
+    async def taken_claims(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        pairs = ", ".join(["(?, ?)"] * len(keys))
+        rows = await _fetch(
+            self._conn,
+            f"SELECT scope, key FROM idempotency WHERE (scope, key) IN (VALUES {pairs})"
+            " AND (seq IS NOT NULL OR status IS NOT NULL)",
+            [part for pair in keys for part in pair],
+        )
+        return {(r[0], r[1]) for r in rows}
+
+    async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:
+        # None is taken (the writer asked, under the lock); a claim an earlier version left
+        # unsettled (its request recorded nothing) is taken over.
         await self._conn.executemany(
-            "UPDATE idempotency SET seq = ? WHERE scope = ? AND key = ?",
-            [(seq, scope, key) for scope, key, seq in claims],
+            "INSERT INTO idempotency (scope, key, request_hash, seq) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, seq = excluded.seq,"
+            " created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+            " WHERE idempotency.seq IS NULL AND idempotency.status IS NULL",
+            [(c.scope, c.key, c.request_hash, seq) for c, seq in claims],
         )
 
     async def add_key(self, key: KeyRow) -> None:
@@ -252,39 +267,16 @@ class SqliteStore(SqliteProjectionReads):
 
     # -- idempotency ------------------------------------------------------------------------
 
-    async def claim_idempotency(self, scope: str, key: str, request_hash: str) -> Remembered | None:
-        abandoned = f"-{ABANDONED_AFTER.total_seconds():.0f} seconds"
-        async with self.write():
-            cursor = await self._conn.execute(
-                "INSERT INTO idempotency (scope, key, request_hash) VALUES (?, ?, ?)"
-                " ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash,"
-                " created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-                " WHERE idempotency.status IS NULL AND idempotency.seq IS NULL"
-                " AND idempotency.created_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
-                (scope, key, request_hash, abandoned),
-            )
-            if cursor.rowcount == 1:
-                return None
-            rows = await _fetch(
-                self._conn,
-                "SELECT request_hash, status, body, seq FROM idempotency WHERE scope = ? AND key = ?",
-                (scope, key),
-            )
+    async def find_idempotency(self, scope: str, key: str) -> Remembered | None:
+        rows = await self._read(
+            "SELECT request_hash, status, body, seq FROM idempotency"
+            " WHERE scope = ? AND key = ? AND (seq IS NOT NULL OR status IS NOT NULL)",
+            (scope, key),
+        )
+        if not rows:
+            return None
         hash_, status, body, seq = rows[0]
         return Remembered(hash_, status, _blob(body) if body is not None else None, seq)
-
-    async def remember_idempotency(self, scope: str, key: str, status: int | None, body: bytes | None) -> None:
-        """Store the answer to a claimed key; ``status`` None releases a claim that recorded nothing."""
-        async with self.write():
-            if status is None:
-                await self._conn.execute(
-                    "DELETE FROM idempotency WHERE scope = ? AND key = ? AND seq IS NULL", (scope, key)
-                )
-            else:
-                await self._conn.execute(
-                    "UPDATE idempotency SET status = ?, body = ? WHERE scope = ? AND key = ?",
-                    (status, body, scope, key),
-                )
 
     # -- tokens -----------------------------------------------------------------------------
 

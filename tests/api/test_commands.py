@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from ledger import schemas
+from ledger.events import Claim
 from ledger.policy import IssuePolicy
 from ledger.service import LedgerService
 from ledger.store import Store
@@ -188,6 +190,16 @@ async def test_a_retry_with_the_same_idempotency_key_returns_the_same_event(
     assert await store.log_size() == 1
 
 
+async def test_requests_sent_together_with_one_idempotency_key_record_one_event(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store
+) -> None:
+    answers = await asyncio.gather(*(issue(client, tokens, **{"Idempotency-Key": "k-1"}) for _ in range(8)))
+    assert [a.status for a in answers] == [201] * 8
+    assert {(await a.json())["seq"] for a in answers} == {0}
+    assert [a.headers.get("Idempotent-Replayed") for a in answers].count(None) == 1
+    assert await store.log_size() == 1
+
+
 async def test_an_idempotency_key_reused_with_another_body_is_422(
     client: Client, tokens: dict[str, dict[str, str]]
 ) -> None:
@@ -226,11 +238,11 @@ async def test_a_retry_after_a_crash_between_commit_and_answer_replays_the_recor
     headers = tokens["policy-officer"] | {"Idempotency-Key": "k-crash", "Content-Type": "application/json"}
     token = await store.find_token(hash_token(headers["Authorization"].removeprefix("Bearer ")))
     assert token is not None
-    # What the first request did before the process died: claim the key, record the event.
-    await store.claim_idempotency(token.id, "k-crash", hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest())
+    # What the first request did before the process died: record the event, settling the key.
+    claim = Claim(token.id, "k-crash", hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest())
     service = LedgerService(store, writer)
     first = await service.execute(IssuePolicy(POLICY, example("policy.issued/1")), "policy-officer-1",
-                                  "policy-officer", (token.id, "k-crash"))  # fmt: skip
+                                  "policy-officer", claim)  # fmt: skip
     retry = await client.post("/v1/policies", data=raw, headers=headers)
     assert retry.status == 201, await retry.text()
     assert retry.headers["Idempotent-Replayed"] == "true"

@@ -1,80 +1,79 @@
-"""Idempotency keys, on every backend: the first claim wins; later ones see its answer."""
+"""Idempotency keys, on every backend: a key is settled, with the seq of the event its request
+recorded, in the transaction that records it; a later draft with a settled key writes nothing."""
 
 from __future__ import annotations
 
-from ledger.events import Draft
+import asyncio
+
+import pytest
+
+from ledger.errors import IdempotencyKeyTaken, VersionConflict
+from ledger.events import Claim, Draft, Recorded
 from ledger.store.base import Remembered, Store
 from ledger.writer import Writer
 from tests.backends import Backend
 
-
-async def test_the_first_claim_of_a_key_is_granted(store: Store) -> None:
-    assert await store.claim_idempotency("tok-1", "k", "hash-a") is None
+CLAIM = Claim("tok-1", "k", "hash-a")
 
 
-async def test_a_second_claim_sees_the_first_still_running(store: Store) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    assert await store.claim_idempotency("tok-1", "k", "hash-a") == Remembered("hash-a", None, None)
+def claimed_draft(claim: Claim, policy: str = "P-1", expected_version: int | None = None) -> Draft:
+    return Draft(f"policy/{policy}", "policy.issued", {"n": 1}, {"id": "o", "role": "policy-officer"},
+                 expected_version=expected_version, claim=claim)  # fmt: skip
 
 
-async def test_a_remembered_answer_is_returned_to_a_retry(store: Store) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    await store.remember_idempotency("tok-1", "k", 201, b'{"seq": 3}')
-    assert await store.claim_idempotency("tok-1", "k", "hash-b") == Remembered("hash-a", 201, b'{"seq": 3}')
+async def test_a_key_no_event_settled_is_not_found(store: Store) -> None:
+    assert await store.find_idempotency("tok-1", "k") is None
 
 
-async def test_a_released_claim_can_be_claimed_again(store: Store) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    await store.remember_idempotency("tok-1", "k", None, None)
-    assert await store.claim_idempotency("tok-1", "k", "hash-a") is None
+async def test_the_event_a_claimed_draft_records_settles_its_key(store: Store, writer: Writer) -> None:
+    recorded = await writer.append(claimed_draft(CLAIM))
+    assert await store.find_idempotency("tok-1", "k") == Remembered("hash-a", None, None, recorded.seq)
 
 
-async def test_keys_are_scoped_to_who_used_them(store: Store) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    assert await store.claim_idempotency("tok-2", "k", "hash-a") is None
+async def test_keys_are_scoped_to_who_used_them(store: Store, writer: Writer) -> None:
+    await writer.append(claimed_draft(CLAIM))
+    assert await store.find_idempotency("tok-2", "k") is None
+    recorded = await writer.append(claimed_draft(Claim("tok-2", "k", "hash-a"), "P-2"))
+    assert await store.find_idempotency("tok-2", "k") == Remembered("hash-a", None, None, recorded.seq)
 
 
-AGE = {
-    "postgres": "UPDATE idempotency SET created_at = now() - interval '3 minutes'",
-    "sqlite": "UPDATE idempotency SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-180 seconds')",
-}
+async def test_a_draft_whose_key_was_settled_before_is_refused_and_writes_nothing(store: Store, writer: Writer) -> None:
+    await writer.append(claimed_draft(CLAIM))
+    with pytest.raises(IdempotencyKeyTaken, match="another request with Idempotency-Key 'k' was recorded first"):
+        await writer.append(claimed_draft(CLAIM, "P-2"))
+    assert await store.log_size() == 1
 
 
-def claimed_draft(scope: str, key: str) -> Draft:
-    return Draft("policy/P-1", "policy.issued", {"n": 1}, {"id": "o", "role": "policy-officer"}, claim=(scope, key))
-
-
-async def test_the_event_a_claim_recorded_is_settled_in_its_transaction(store: Store, writer: Writer) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    recorded = await writer.append(claimed_draft("tok-1", "k"))
-    assert await store.claim_idempotency("tok-1", "k", "hash-a") == Remembered("hash-a", None, None, recorded.seq)
-
-
-async def test_a_claim_that_recorded_nothing_for_two_minutes_is_taken_over(backend: Backend) -> None:
-    await backend.store.claim_idempotency("tok-1", "k", "hash-a")
-    await backend.execute(AGE[backend.name])
-    assert await backend.store.claim_idempotency("tok-1", "k", "hash-b") is None
-    assert await backend.store.claim_idempotency("tok-1", "k", "hash-c") == Remembered("hash-b", None, None)
-
-
-async def test_a_fresh_claim_is_not_taken_over(store: Store) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    assert await store.claim_idempotency("tok-1", "k", "hash-b") == Remembered("hash-a", None, None)
-
-
-async def test_a_claim_that_recorded_its_event_is_never_taken_over(backend: Backend, writer: Writer) -> None:
-    await backend.store.claim_idempotency("tok-1", "k", "hash-a")
-    recorded = await writer.append(claimed_draft("tok-1", "k"))
-    await backend.execute(AGE[backend.name])
-    assert await backend.store.claim_idempotency("tok-1", "k", "hash-a") == Remembered(
-        "hash-a", None, None, recorded.seq
+async def test_of_two_drafts_with_one_key_in_one_batch_only_the_first_is_recorded(store: Store, writer: Writer) -> None:
+    batches = writer.batches
+    first, second = await asyncio.gather(
+        writer.append(claimed_draft(CLAIM)), writer.append(claimed_draft(CLAIM, "P-2")), return_exceptions=True
     )
+    assert writer.batches == batches + 1
+    assert isinstance(first, Recorded)
+    assert isinstance(second, IdempotencyKeyTaken)
+    assert await store.log_size() == 1
 
 
-async def test_a_claim_whose_event_was_recorded_is_not_released_by_a_later_failure(
-    store: Store, writer: Writer
-) -> None:
-    await store.claim_idempotency("tok-1", "k", "hash-a")
-    recorded = await writer.append(claimed_draft("tok-1", "k"))
-    await store.remember_idempotency("tok-1", "k", None, None)  # the answer failed after the commit
-    assert await store.claim_idempotency("tok-1", "k", "hash-a") == Remembered("hash-a", None, None, recorded.seq)
+async def test_a_draft_refused_for_its_version_leaves_its_key_unused(store: Store, writer: Writer) -> None:
+    with pytest.raises(VersionConflict):
+        await writer.append(claimed_draft(CLAIM, expected_version=3))
+    assert await store.find_idempotency("tok-1", "k") is None
+    await writer.append(claimed_draft(CLAIM))
+
+
+async def test_a_claim_an_earlier_version_left_unsettled_is_taken_over(backend: Backend, writer: Writer) -> None:
+    await backend.execute("INSERT INTO idempotency (scope, key, request_hash) VALUES ('tok-1', 'k', 'hash-old')")
+    assert await backend.store.find_idempotency("tok-1", "k") is None
+    recorded = await writer.append(claimed_draft(CLAIM))
+    assert await backend.store.find_idempotency("tok-1", "k") == Remembered("hash-a", None, None, recorded.seq)
+
+
+async def test_an_answer_an_earlier_version_stored_is_found(backend: Backend, writer: Writer) -> None:
+    body = backend.bytea(b'{"seq": 3}')
+    await backend.execute(
+        f"INSERT INTO idempotency (scope, key, request_hash, status, body) VALUES ('tok-1', 'k', 'hash-a', 201, {body})"
+    )
+    assert await backend.store.find_idempotency("tok-1", "k") == Remembered("hash-a", 201, b'{"seq": 3}')
+    with pytest.raises(IdempotencyKeyTaken):
+        await writer.append(claimed_draft(CLAIM))

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from ledger.store.postgres import _HEAD, _NODES, _SETTLE, PostgresStore
+from ledger.store.postgres import _HEAD, _NODES, _TAKEN, PostgresStore
 from ledger.store.postgres_projections import _DECISION_NOW, _DECISIONS_NOW, _OPEN
 
 Plan = str
@@ -71,8 +71,8 @@ async def test_stored_tree_nodes_are_read_by_their_key(fresh: asyncpg.Connection
     assert "Seq Scan" not in found
 
 
-async def test_an_idempotency_claim_is_settled_by_its_key(fresh: asyncpg.Connection) -> None:
-    found = await generic_plan(fresh, _SETTLE, "text, text, bigint", "'policy-officer:1', 'key-1', 7")
+async def test_whether_a_batch_s_idempotency_keys_are_taken_is_read_by_their_key(fresh: asyncpg.Connection) -> None:
+    found = await generic_plan(fresh, _TAKEN, "text[], text[]", "'{policy-officer:1,anonymous}', '{key-1,key-2}'")
     assert "Index Scan using idempotency_pkey" in found
     assert "Seq Scan" not in found
 
