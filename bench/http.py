@@ -6,7 +6,8 @@ Starts ``bench.bare_server`` and then ``policy-ledger serve`` (on a scratch Post
 schema, holding the demo story, with ``--workers`` processes), each as its own process,
 and drives them over 64 keep-alive connections with ``wrk`` (Debian's package; one thread, Lua scripts for
 unique ids) when it is installed, else with an aiohttp load generator in this process
-(which takes a core's share itself): single-event appends (POST /v1/policies),
+(which takes a core's share itself): single-event appends (POST /v1/policies), without
+and with an Idempotency-Key,
 decisions (GET /v1/decisions, with a service token: one question asked again and again, whose
 reads each worker remembers while the log stands still, then questions about 50,000 accounts,
 most of them read from the database) and inclusion proofs. Each is driven for 2 s unmeasured
@@ -216,6 +217,12 @@ async def report(
         ("appends  POST /v1/policies", f"{base}/v1/policies",
          lambda h, i: h.post(f"{base}/v1/policies", headers=auth, json={"id": f"POL-{run_id}-{i}", "data": data}),
          post % (lua("/v1/policies"), f", [\"Authorization\"] = {lua(auth['Authorization'])}", f"POL-{run_id}",
+                 lua(body))),
+        ("  each with an Idempotency-Key", f"{base}/v1/policies",
+         lambda h, i: h.post(f"{base}/v1/policies", headers=auth | {"Idempotency-Key": f"{run_id}-{i}"},
+                             json={"id": f"POL-{run_id}-k{i}", "data": data}),
+         post % (lua("/v1/policies"), f", [\"Authorization\"] = {lua(auth['Authorization'])}, "
+                 f"[\"Idempotency-Key\"] = string.format(\"{run_id}-%d-%d\", tid, n)", f"POL-{run_id}-k",
                  lua(body))),
         ("decisions GET /v1/decisions", f"{base}{decision}", lambda h, i: h.get(f"{base}{decision}", headers=asker),
          f'wrk.format("GET", {lua(decision)}, {{["Authorization"] = {lua(asker["Authorization"])}}})'),
