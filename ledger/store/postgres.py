@@ -40,14 +40,22 @@ _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 
 @asynccontextmanager
 async def _reachable(url: str) -> AsyncIterator[None]:
-    """PostgreSQL's failures as the ledger's: out of reach, out of room or refusing us, text it
-    cannot hold (a NUL), or no log in the database."""
+    """PostgreSQL's failures as the ledger's: out of reach, out of room, giving up on a
+    statement, taking no writes or refusing us, text it cannot hold (a NUL), or no log in the
+    database."""
     try:
         yield
     except _UNREACHABLE as e:
         raise Unavailable(f"PostgreSQL at {_redact(url)} is not reachable: {e}") from e
     except asyncpg.InsufficientResourcesError as e:  # no connection slot, disk or memory left
         raise Unavailable(f"PostgreSQL at {_redact(url)} cannot serve now: {e}") from None
+    except (asyncpg.OperatorInterventionError, asyncpg.LockNotAvailableError, asyncpg.TransactionRollbackError) as e:
+        # a statement cancelled (statement_timeout, an operator) or a lock not had (lock_timeout), a
+        # transaction rolled back (a deadlock), a server shutting down: nothing was done, try again
+        raise Unavailable(f"PostgreSQL at {_redact(url)} gave up on this request: {e}; retry") from None
+    except asyncpg.ReadOnlySQLTransactionError as e:
+        raise Unavailable(f"PostgreSQL at {_redact(url)} takes no writes (a standby, or read-only by setting): "
+                          f"{e}") from None  # fmt: skip
     except asyncpg.CharacterNotInRepertoireError:
         raise InvalidInput("text holding U+0000 (NUL) is in no id or name the ledger keeps; remove it") from None
     except asyncpg.UndefinedTableError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -10,6 +11,7 @@ from yarl import URL
 
 from ledger.errors import NotFound, Unavailable
 from ledger.store.postgres import PostgresStore
+from tests.backends import postgres_backend
 
 
 async def test_a_role_postgresql_does_not_know_is_unavailable_naming_it(postgres_url: str) -> None:
@@ -28,6 +30,40 @@ async def test_a_database_with_no_connection_left_for_the_ledger_is_unavailable(
     finally:
         await admin.execute(f"DROP ROLE {role}")
         await admin.close()
+
+
+@pytest.fixture
+async def schema(postgres_url: str) -> AsyncIterator[str]:
+    """A schema holding a migrated log, dropped afterwards."""
+    async with postgres_backend(postgres_url) as backend:
+        assert backend.schema is not None
+        yield backend.schema
+
+
+async def test_a_database_that_takes_no_writes_is_unavailable_saying_so(postgres_url: str, schema: str) -> None:
+    settings = {"search_path": schema, "default_transaction_read_only": "on"}
+    store = await PostgresStore.open(postgres_url, server_settings=settings)
+    try:
+        with pytest.raises(Unavailable, match=r"takes no writes \(a standby, or read-only by setting\)"):
+            await store.revoke_token("tok-1")
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("setting", ["lock_timeout", "statement_timeout"])
+async def test_a_statement_postgresql_gives_up_on_is_unavailable_to_retry(
+    postgres_url: str, schema: str, setting: str
+) -> None:
+    store = await PostgresStore.open(postgres_url, server_settings={"search_path": schema, setting: "100ms"})
+    holder = await asyncpg.connect(postgres_url, server_settings={"search_path": schema})
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(Unavailable, match=r"gave up on this request: .*; retry"):
+                await store.tokens()
+    finally:
+        await holder.close()
+        await store.close()
 
 
 async def test_reading_a_database_that_holds_no_log_says_to_migrate(postgres_url: str) -> None:
