@@ -30,6 +30,12 @@ async def test_the_event_a_claimed_draft_records_settles_its_key(store: Store, w
     assert await store.find_idempotency("tok-1", "k") == Remembered("hash-a", None, None, recorded.seq)
 
 
+async def test_keys_settled_in_a_transaction_of_their_own_are_found(store: Store) -> None:
+    async with store.write() as tx:
+        await tx.settle_claims([(CLAIM, 5)])
+    assert await store.find_idempotency("tok-1", "k") == Remembered("hash-a", None, None, 5)
+
+
 async def test_keys_are_scoped_to_who_used_them(store: Store, writer: Writer) -> None:
     await writer.append(claimed_draft(CLAIM))
     assert await store.find_idempotency("tok-2", "k") is None
