@@ -105,7 +105,7 @@ class _Folded(TypedDict):
 
 
 # Decodes only _Folded's members, skipping the others unread (the signature, the link, the
-# actor...): half the time of a whole parse, which was the largest share of a rebuild's.
+# actor...): half the time of a whole parse, which was a rebuild's largest single cost.
 _FOLDED = msgspec.json.Decoder(_Folded)
 
 
