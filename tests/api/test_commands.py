@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +251,21 @@ async def test_a_retry_after_a_crash_between_commit_and_answer_replays_the_recor
     assert retry.headers["Idempotent-Replayed"] == "true"
     assert (await retry.json())["seq"] == first[-1].seq
     assert await store.log_size() == 1
+
+
+async def test_a_retry_gets_the_answer_an_earlier_version_stored_for_its_key(
+    client: Client, tokens: dict[str, dict[str, str]], store: Store, tmp_path: Path
+) -> None:
+    raw = json.dumps({"id": POLICY, "data": example("policy.issued/1")}).encode()
+    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-old", "Content-Type": "application/json"}
+    token = await store.find_token(hash_token(headers["Authorization"].removeprefix("Bearer ")))
+    assert token is not None
+    digest = hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest()
+    with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as db, db:  # as an earlier version kept it
+        db.execute("INSERT INTO idempotency (scope, key, request_hash, status, body) VALUES (?, 'k-old', ?, 201, ?)",
+                   (token.id, digest, b'{"seq": 41}'))  # fmt: skip
+    retry = await client.post("/v1/policies", data=raw, headers=headers)
+    assert retry.status == 201
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert await retry.json() == {"seq": 41}
+    assert await store.log_size() == 0
