@@ -222,40 +222,25 @@ def _actor(actor: Mapping[str, str]) -> bytes:
     return b'{"id":' + _string(actor["id"]) + b',"role":' + _string(actor["role"]) + b"}"
 
 
-def _leaf(
-    checked: Checked,
-    origin: str,
-    *,
-    seq: int,
-    version: int,
-    recorded_at: str,
-    prev: bytes,
-    key_id: str,
-    sig: str | None,
-) -> bytes:
-    """The canonical event, assembled from canonical pieces in RFC 8785 key order.
+_FORMAT = str(FORMAT_VERSION).encode()
 
-    Every top-level key is ASCII and fixed, so sorting them once (here, by hand) and
-    joining canonical values gives exactly ``canonical(event)``; tests hold it to that.
+
+def _leaf_parts(
+    checked: Checked, origin: str, *, seq: int, version: int, recorded_at: str, prev: bytes, key_id: str
+) -> tuple[list[bytes], list[bytes]]:
+    """The canonical event, unsigned, in two parts: its ``sig`` member goes between them.
+
+    Every top-level key is ASCII and fixed, so writing them in RFC 8785 order (here, by
+    hand) around canonical values gives exactly ``canonical(event)``; tests hold it to that.
     """
     id_, schema, stream, type_ = checked.strings
-    fields = [
-        (b"actor", checked.actor),
-        (b"data", checked.data),
-        (b"id", id_),
-        (b"key_id", _constant(key_id)),
-        (b"log", _constant(origin)),
-        (b"prev", b'"' + base64.b64encode(prev) + b'"'),
-        (b"recorded_at", _constant(recorded_at)),
-        (b"schema", schema),
-        (b"seq", str(seq).encode()),
-        (b"sig", _string(sig) if sig is not None else None),
-        (b"stream", stream),
-        (b"type", type_),
-        (b"v", str(FORMAT_VERSION).encode()),
-        (b"version", str(version).encode()),
-    ]
-    return b"{" + b",".join(b'"' + k + b'":' + v for k, v in fields if v is not None) + b"}"
+    return [
+        b'{"actor":', checked.actor, b',"data":', checked.data, b',"id":', id_, b',"key_id":', _constant(key_id),
+        b',"log":', _constant(origin), b',"prev":"', base64.b64encode(prev), b'","recorded_at":',
+        _constant(recorded_at), b',"schema":', schema, b',"seq":', str(seq).encode(),
+    ], [
+        b',"stream":', stream, b',"type":', type_, b',"v":', _FORMAT, b',"version":', str(version).encode(), b"}"
+    ]  # fmt: skip
 
 
 def _string(text: str) -> bytes:
@@ -274,12 +259,11 @@ def _constant(text: str) -> bytes:
 
 def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:
     """Sign a checked draft at its place in the log and return its leaf."""
-    place = {"seq": seq, "version": version, "recorded_at": recorded_at, "prev": prev, "key_id": signer.key_id.hex()}
-    unsigned = _leaf(checked, signer.name, **place, sig=None)  # type: ignore[arg-type]
-    sig = base64.b64encode(signer.sign(EVENT_CONTEXT + unsigned)).decode()
-    # "sig" sorts just before "stream": splice it in rather than encode the event again.
-    at = unsigned.rindex(b',"stream":')
-    leaf = unsigned[:at] + b',"sig":"' + sig.encode() + b'"' + unsigned[at:]
+    key_id = signer.key_id.hex()
+    head, tail = _leaf_parts(checked, signer.name, seq=seq, version=version, recorded_at=recorded_at, prev=prev,
+                             key_id=key_id)  # fmt: skip
+    sig = base64.b64encode(signer.sign(b"".join((EVENT_CONTEXT, *head, *tail))))
+    leaf = b"".join((*head, b',"sig":"', sig, b'"', *tail))  # "sig" sorts between "seq" and "stream"
     draft = checked.draft
     event = {
         "v": FORMAT_VERSION,
@@ -294,8 +278,8 @@ def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, reco
         "actor": dict(draft.actor),
         "data": dict(draft.data),
         "prev": base64.b64encode(prev).decode(),
-        "key_id": place["key_id"],
-        "sig": sig,
+        "key_id": key_id,
+        "sig": sig.decode(),
     }
     return Recorded(seq, leaf, leaf_hash(leaf), event)
 
