@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
 from ledger.errors import NotCanonical
@@ -27,8 +28,17 @@ MAX_DEPTH = 254  # arrays and objects within one another: orjson's limit, well w
 _encode_str = json.encoder.encode_basestring
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER  # integers beyond ±2^53 raise
 _ASTRAL = re.compile(rb"[\xf0-\xf4]")  # the lead byte of a character beyond U+FFFF in UTF-8
-# A float in an array or object, as orjson writes it (1.0, -2e+100); text may look so too.
-_FLOAT = re.compile(rb"[:,\[]-?(?:0|[1-9][0-9]*)[.eE]")  # not ":00.": no number has a leading 0
+
+
+class _Float(Exception):
+    """A number with a point or an exponent in JSON read back: the value held a float."""
+
+
+def _no_float(text: str) -> Any:
+    raise _Float(text)
+
+
+_READ_BACK = msgspec.json.Decoder(float_hook=_no_float)
 
 
 def canonical(value: Any) -> bytes:
@@ -57,19 +67,21 @@ def _fast(value: Any) -> bytes | None:
 
     orjson writes strings and sorts keys as RFC 8785 does for text within U+FFFF, and
     refuses lone surrogates, non-string keys and integers beyond ±2^53. Decoding the
-    result back compares equal only if every array was a list, every object a dict and no
-    float was NaN or infinite. A finite float shows as a number with a point or an
-    exponent after a colon, comma or bracket. Text that looks so takes the slow, precise
-    path, as do astral characters (which sort differently in UTF-16) and values that are
-    not an array or object.
+    result back (by msgspec, which stops at a number with a point or an exponent: a float)
+    compares equal only if every array was a list, every object a dict and no float was
+    NaN or infinite. Astral characters (which sort differently in UTF-16) take the slow,
+    precise path, as do floats and values that are not an array or object.
     """
     try:
         data = orjson.dumps(value, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
-    if data[:1] not in (b"{", b"[") or _astral(data) or _FLOAT.search(data):
+    if data[:1] not in (b"{", b"[") or _astral(data):
         return None
-    return data if orjson.loads(data) == value else None
+    try:
+        return data if _READ_BACK.decode(data) == value else None
+    except (_Float, msgspec.DecodeError, RecursionError):
+        return None
 
 
 def _astral(data: bytes) -> bool:
