@@ -3,7 +3,7 @@
 Callers queue checked drafts; one task waits for the first, opens a store write
 transaction (which holds the log's lock across processes), takes whatever is queued by
 then (what queued while another process held the lock too), reads the log head (and
-which of the batch's Idempotency-Keys are taken), assigns seq, version, time and
+which of the batch's Idempotency-Keys are taken, in one read), assigns seq, version, time and
 ``prev``, signs, stores the leaves, the tree nodes they complete and the keys they
 settle, signs a checkpoint, lets each projector bring its stored projection level with
 the batch (in the same transaction), and commits. Only then is each caller answered,
@@ -219,11 +219,11 @@ class Writer:
 
     async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
-        found = self._still_signing(await tx.head(sorted(streams)))
-        head = await self._load_head(tx, found)
         keys = {(c.scope, c.key) for p in batch if (c := p.checked.draft.claim) is not None}
-        taken = await tx.taken_claims(sorted(keys)) if keys else set()
-        new_head, outcomes, nodes = self._seal(batch, head, found.versions, taken, format_time(self._clock()))
+        found = self._still_signing(await tx.head(sorted(streams), sorted(keys)))
+        head = await self._load_head(tx, found)
+        now, taken = format_time(self._clock()), set(found.taken)
+        new_head, outcomes, nodes = self._seal(batch, head, found.versions, taken, now)
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
         if not recorded:
             return head, outcomes

@@ -47,6 +47,7 @@ class HeadRow:
     last_leaf_hash: bytes  # of the event at seq size - 1 (b"" when the log is empty)
     last_recorded_at: str  # when that event was recorded, as its leaf says it ("" when empty)
     keys_from: int  # the seq from which the log's newest key signs (the largest from_seq of its keys)
+    taken: frozenset[tuple[str, str]] = frozenset()  # of the claims asked about, those already settled
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ class Remembered:
 
 
 class WriteTransaction(Protocol):
-    async def head(self, streams: Sequence[str]) -> HeadRow:
-        """The log size, the current version of each of ``streams`` that exists, and the last event."""
+    async def head(self, streams: Sequence[str], claims: Sequence[tuple[str, str]] = ()) -> HeadRow:
+        """The log size, the current version of each of ``streams`` that exists, the last event,
+        and which of ``claims`` (scope, Idempotency-Key) a recorded event, or a stored answer, settled."""
         ...
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]: ...
@@ -90,10 +92,6 @@ class WriteTransaction(Protocol):
 
     async def read_leaves(self, start: int, end: int) -> list[LeafRow]:
         """Events with start <= seq < end, in seq order, as this transaction sees them."""
-        ...
-
-    async def taken_claims(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of these (scope, Idempotency-Key) pairs a recorded event, or a stored answer, settled."""
         ...
 
     async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:

@@ -82,18 +82,20 @@ class _Write(PostgresProjectionWrites):
         self._frontier: dict[NodeKey, bytes] = {}
         self._appending: list[Any] | None = None  # the arguments of an append not yet sent
 
-    async def head(self, streams: Sequence[str]) -> HeadRow:
+    async def head(self, streams: Sequence[str], claims: Sequence[tuple[str, str]] = ()) -> HeadRow:
         await self.flush()
         policies, exemptions = stream_ids(streams)
-        row = await self._conn.fetchrow(_HEAD, list(streams), policies, exemptions)
+        scopes, keys = [c[0] for c in claims], [c[1] for c in claims]
+        row = await self._conn.fetchrow(_HEAD, list(streams), policies, exemptions, scopes, keys)
         assert row is not None  # an aggregate always returns a row
         self.remember_open(policies, exemptions, _unzipped(row, "kinds", "froms", "tos", "states", "sds"))
         self._frontier = {(level, idx): bytes(h) for level, idx, h in _unzipped(row, "levels", "idxs", "hashes")}
         versions = dict(zip(row["streams"] or [], row["versions"] or [], strict=True))
+        taken = frozenset(_unzipped(row, "taken_scopes", "taken_keys"))
         if row["top"] is None:
-            return HeadRow(0, versions, b"", "", row["keys_from"])
+            return HeadRow(0, versions, b"", "", row["keys_from"], taken)
         top, recorded_at = int(row["top"]), format_time(row["recorded_at"])
-        return HeadRow(top + 1, versions, bytes(row["leaf_hash"]), recorded_at, row["keys_from"])
+        return HeadRow(top + 1, versions, bytes(row["leaf_hash"]), recorded_at, row["keys_from"], taken)
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         if all(k in self._frontier for k in keys):
@@ -110,11 +112,6 @@ class _Write(PostgresProjectionWrites):
 
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
-
-    async def taken_claims(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        await self.flush()
-        rows = await self._conn.fetch(_TAKEN, [k[0] for k in keys], [k[1] for k in keys])
-        return {(r[0], r[1]) for r in rows}
 
     async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:
         columns = [[c.scope for c, _ in claims], [c.key for c, _ in claims], [c.request_hash for c, _ in claims],
@@ -176,12 +173,20 @@ class _Write(PostgresProjectionWrites):
 
 # The end of the log, where its newest key took over, the versions of the streams asked for
 # ($1), the frontier of the tree (its perfect subtrees, largest first: merkle.frontier_keys in
-# SQL) and the rows of open_rows for the policies ($2) and exemptions ($3), as arrays: one round trip.
+# SQL), the rows of open_rows for the policies ($2) and exemptions ($3) and the Idempotency-Keys
+# ($4 scopes, $5 keys) already settled, as arrays: one round trip. Each key is looked up by the
+# primary key: a join to unnest() may be planned, while the table is small, as a scan of every
+# row, and the prepared statement keeps that plan as the table grows.
 _HEAD = f"""
 SELECT last.seq AS top, last.leaf_hash, last.recorded_at, s.streams, s.versions,
-       f.levels, f.idxs, f.hashes, o.kinds, o.froms, o.tos, o.states, o.sds,
+       f.levels, f.idxs, f.hashes, o.kinds, o.froms, o.tos, o.states, o.sds, t.taken_scopes, t.taken_keys,
        (SELECT coalesce(max(from_seq), 0) FROM log_keys) AS keys_from
 FROM (
+    SELECT array_agg(k.scope) AS taken_scopes, array_agg(k.key) AS taken_keys
+    FROM unnest($4::text[], $5::text[]) AS k(scope, key)
+    WHERE (SELECT i.seq IS NOT NULL OR i.status IS NOT NULL FROM idempotency i
+           WHERE i.scope = k.scope AND i.key = k.key)
+) AS t CROSS JOIN (
     SELECT array_agg(v.stream) AS streams, array_agg(v.version) AS versions
     FROM (SELECT stream, max(version) AS version FROM events WHERE stream = ANY($1::text[]) GROUP BY stream) AS v
 ) AS s CROSS JOIN (
@@ -226,14 +231,6 @@ _APPEND_AND_SAVE = one_statement(  # the projection's parameters follow the appe
     _APPEND_PARTS + tuple(_shifted(part, 21) for part in SAVE_PARTS)
 )
 _SETTLE = _shifted(_APPEND_PARTS[-1], -_APPENDED)
-
-# The Idempotency-Keys ($1, $2) already settled, each looked up by the primary key: a join
-# to unnest() may be planned, while the table is small, as a scan of every row, and the
-# prepared statement keeps that plan as the table grows.
-_TAKEN = """
-SELECT k.scope, k.key FROM unnest($1::text[], $2::text[]) AS k(scope, key)
-WHERE (SELECT i.seq IS NOT NULL OR i.status IS NOT NULL FROM idempotency i WHERE i.scope = k.scope AND i.key = k.key)
-"""
 
 
 def _unzipped(row: asyncpg.Record, *columns: str) -> list[Any]:

@@ -26,7 +26,7 @@ class _Write(SqliteProjectionWrites):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
-    async def head(self, streams: Sequence[str]) -> HeadRow:
+    async def head(self, streams: Sequence[str], claims: Sequence[tuple[str, str]] = ()) -> HeadRow:
         marks = ",".join("?" * len(streams))
         rows = await _fetch(
             self._conn, f"SELECT stream, max(version) FROM events WHERE stream IN ({marks}) GROUP BY stream", streams
@@ -34,9 +34,10 @@ class _Write(SqliteProjectionWrites):
         versions = {r[0]: r[1] for r in rows}
         last = await _fetch(self._conn, "SELECT seq, leaf_hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1")
         keys_from = int((await _fetch(self._conn, "SELECT coalesce(max(from_seq), 0) FROM log_keys"))[0][0])
+        taken = await self._taken(claims) if claims else frozenset()
         if not last:
-            return HeadRow(0, versions, b"", "", keys_from)
-        return HeadRow(int(last[0][0]) + 1, versions, _blob(last[0][1]), str(last[0][2]), keys_from)
+            return HeadRow(0, versions, b"", "", keys_from, taken)
+        return HeadRow(int(last[0][0]) + 1, versions, _blob(last[0][1]), str(last[0][2]), keys_from, taken)
 
     async def read_nodes(self, keys: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         return await _read_nodes(self._conn, keys)
@@ -50,15 +51,15 @@ class _Write(SqliteProjectionWrites):
     async def keys(self) -> list[KeyRow]:
         return await _keys(self._conn)
 
-    async def taken_claims(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        pairs = ", ".join(["(?, ?)"] * len(keys))
+    async def _taken(self, claims: Sequence[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+        pairs = ", ".join(["(?, ?)"] * len(claims))
         rows = await _fetch(
             self._conn,
             f"SELECT scope, key FROM idempotency WHERE (scope, key) IN (VALUES {pairs})"
             " AND (seq IS NOT NULL OR status IS NOT NULL)",
-            [part for pair in keys for part in pair],
+            [part for pair in claims for part in pair],
         )
-        return {(r[0], r[1]) for r in rows}
+        return frozenset((r[0], r[1]) for r in rows)
 
     async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:
         # None is taken (the writer asked, under the lock); a claim an earlier version left

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
 from ledger import schemas
-from ledger.errors import InvalidInput
-from ledger.events import Draft
+from ledger.errors import IdempotencyKeyTaken, InvalidInput
+from ledger.events import Claim, Draft
 from ledger.projector import VersionProjector
 from ledger.signing import Signer
 from ledger.store.postgres import PostgresStore
@@ -69,6 +70,25 @@ async def test_a_batch_after_another_writers_is_four_round_trips(
     assert len(sent) == 4, sent  # BEGIN and the lock; the head; the events with their versions; COMMIT
     assert sent[0].startswith("BEGIN")
     assert sent[-1] == "COMMIT"
+
+
+async def test_a_batch_whose_appends_carry_idempotency_keys_is_four_round_trips_too(
+    stores: tuple[PostgresStore, PostgresStore], signer: Signer
+) -> None:
+    first, _ = stores
+    writer = Writer(first, signer, projectors=[VersionProjector()])
+    await writer.start()
+    try:
+        await writer.append(issued("P-1"))
+        sent = await statements_of(first)
+        await writer.append(replace(issued("P-2"), claim=Claim("policy-officer:1", "key-1", "0" * 64)))
+        refused = writer.append(replace(issued("P-3"), claim=Claim("policy-officer:1", "key-1", "1" * 64)))
+        with pytest.raises(IdempotencyKeyTaken):
+            await refused
+    finally:
+        await writer.close()
+    assert len(sent) == 4 + 3, sent  # the keys are read with the head and settled with the events
+    assert sent[4].startswith("BEGIN")  # the refused batch: its key was found taken with the head
 
 
 async def test_current_decisions_asked_together_are_read_in_one_statement(
