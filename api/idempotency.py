@@ -6,8 +6,8 @@ so two requests with one key never both record. A retry is run as the first was,
 it fails (refused for its key, or by a rule the first one's event now breaks) and its key
 is settled, it replays the recorded event instead: also after a crash between the first
 one's commit and its answer. Nothing is written but with the event: a request that fails
-leaves its key unused, and a first request costs no more than one without a key (the
-writer asks once per batch which keys are taken).
+leaves its key unused, and a first request costs little more than one without a key (the
+writer reads which of a batch's keys are taken with the log head, in the same statement).
 """
 
 from __future__ import annotations
