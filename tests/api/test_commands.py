@@ -234,15 +234,21 @@ async def test_a_refused_command_does_not_use_up_its_idempotency_key(
     assert response.status == 201
 
 
+async def keyed_issue(tokens: dict[str, dict[str, str]], store: Store, key: str) -> tuple[bytes, dict[str, str], Claim]:
+    """The body and headers of a policy issue sent with Idempotency-Key ``key``, and the
+    claim the service makes of it (the key, scoped to the token, with the request's hash)."""
+    raw = json.dumps({"id": POLICY, "data": example("policy.issued/1")}).encode()
+    headers = tokens["policy-officer"] | {"Idempotency-Key": key, "Content-Type": "application/json"}
+    token = await store.find_token(hash_token(headers["Authorization"].removeprefix("Bearer ")))
+    assert token is not None
+    return raw, headers, Claim(token.id, key, hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest())
+
+
 async def test_a_retry_after_a_crash_between_commit_and_answer_replays_the_recorded_event(
     client: Client, tokens: dict[str, dict[str, str]], store: Store, writer: Writer
 ) -> None:
-    raw = json.dumps({"id": POLICY, "data": example("policy.issued/1")}).encode()
-    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-crash", "Content-Type": "application/json"}
-    token = await store.find_token(hash_token(headers["Authorization"].removeprefix("Bearer ")))
-    assert token is not None
+    raw, headers, claim = await keyed_issue(tokens, store, "k-crash")
     # What the first request did before the process died: record the event, settling the key.
-    claim = Claim(token.id, "k-crash", hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest())
     service = LedgerService(store, writer)
     first = await service.execute(IssuePolicy(POLICY, example("policy.issued/1")), "policy-officer-1",
                                   "policy-officer", claim)  # fmt: skip
@@ -256,14 +262,10 @@ async def test_a_retry_after_a_crash_between_commit_and_answer_replays_the_recor
 async def test_a_retry_gets_the_answer_an_earlier_version_stored_for_its_key(
     client: Client, tokens: dict[str, dict[str, str]], store: Store, tmp_path: Path
 ) -> None:
-    raw = json.dumps({"id": POLICY, "data": example("policy.issued/1")}).encode()
-    headers = tokens["policy-officer"] | {"Idempotency-Key": "k-old", "Content-Type": "application/json"}
-    token = await store.find_token(hash_token(headers["Authorization"].removeprefix("Bearer ")))
-    assert token is not None
-    digest = hashlib.sha256(b"POST\n/v1/policies\n" + raw).hexdigest()
+    raw, headers, claim = await keyed_issue(tokens, store, "k-old")
     with contextlib.closing(sqlite3.connect(tmp_path / "ledger.db")) as db, db:  # as an earlier version kept it
-        db.execute("INSERT INTO idempotency (scope, key, request_hash, status, body) VALUES (?, 'k-old', ?, 201, ?)",
-                   (token.id, digest, b'{"seq": 41}'))  # fmt: skip
+        db.execute("INSERT INTO idempotency (scope, key, request_hash, status, body) VALUES (?, ?, ?, 201, ?)",
+                   (claim.scope, claim.key, claim.request_hash, b'{"seq": 41}'))  # fmt: skip
     retry = await client.post("/v1/policies", data=raw, headers=headers)
     assert retry.status == 201
     assert retry.headers["Idempotent-Replayed"] == "true"
