@@ -1,16 +1,19 @@
 """Stored projections on PostgreSQL: full rebuild speed, as-of and current decision latency.
 
-    python -m bench.projections [--events 1000000] [--queries 2000] [--processes N] [--url URL]
+    python -m bench.projections [--events 1000000] [--queries 2000] [--processes N] [--rebuilds 3] [--url URL]
 
 Builds a log of N valid policy and exemption events (bench/story_mix.py: about 2% bans,
 5% reviews, amendments and lifts, half grants, the rest renewals, amendments and
 revocations of exemptions; recorded times spread over two years) through the writer,
-without projections. Then measures, in this process (after one core's Ed25519 sign rate, printed
-as the machine's speed of the moment: runs of this benchmark compare by it):
+without projections. Then measures, in this process:
 
 - the full rebuild, once the new log is vacuumed and analysed as autovacuum would have it:
   replay the log from seq 0 into new projections with ``--processes`` processes sharing
-  out the streams, then in this process alone (events/s);
+  out the streams, ``--rebuilds`` times, every one printed and their median, each after one
+  core's Ed25519 sign rate (the machine's speed of the moment). One rebuild and the next
+  differ by 10% or more here: the first, in the minute after the log was built, has cost
+  the rebuild processes 10-20% more CPU time than later ones for the same work. Then in this
+  process alone (events/s);
 - as-of decisions for a past time: ``service.decide(as_of=T)`` for random T in the log's
   span and random (app, organisation, account), half of them a real grantee (p50/p99);
 - current decisions: ``service.decide()`` for as many other questions of that kind (p50/p99),
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import functools
 import random
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -37,7 +41,7 @@ from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store, sign_ra
 from bench.story_mix import APPS, SPAN, START, Mix
 from ledger.logs import configure_logging
 from ledger.projections import Decision
-from ledger.projector import VersionProjector, rebuild, rebuild_processes
+from ledger.projector import Rebuilt, VersionProjector, rebuild, rebuild_processes
 from ledger.service import LedgerService
 from ledger.signing import Signer
 from ledger.store.postgres import PostgresStore
@@ -85,7 +89,22 @@ async def latencies(ask: Callable[[Question, int], Awaitable[Decision]], asked: 
     return percentile(times, 50) * 1000, percentile(times, 99) * 1000
 
 
-async def measure(store: PostgresStore, mix: Mix, count: int, processes: int, settled: Settle) -> None:
+async def rebuilds(store: PostgresStore, processes: int, times: int, settled: Settle) -> list[Rebuilt]:
+    """``times`` full rebuilds, each printed beside the sign rate measured just before it."""
+    done = []
+    for i in range(times):
+        signs = sign_rate()
+        done.append(await rebuild(store, processes=processes))
+        print(
+            f"full rebuild {i + 1} of {times}, {done[-1].events:,} events, {processes} processes:"
+            f" {done[-1].rate:9,.0f} events/s  ({done[-1].seconds:.1f} s; one core signed {signs:,.0f}/s just before:"
+            f" {done[-1].rate / signs:.2f}x)"
+        )
+        await settled("policy_versions", "exemption_versions")  # the next rebuild drops these: written out
+    return done
+
+
+async def measure(store: PostgresStore, mix: Mix, count: int, processes: int, times: int, settled: Settle) -> None:
     rng = random.Random(11)
     writer = Writer(store, Signer.generate(ORIGIN), projectors=[VersionProjector()])
     service = LedgerService(store, writer, clock=lambda: START + SPAN)  # "now": the end of the story
@@ -98,8 +117,7 @@ async def measure(store: PostgresStore, mix: Mix, count: int, processes: int, se
     async def current(q: Question, i: int) -> Decision:
         return await service.decide(app=q[0], organisation=q[1], account=q[2], device=q[3])
 
-    signs = sign_rate()  # this machine's speed of the moment, to compare runs by
-    rebuilt = await rebuild(store, processes=processes)
+    rebuilt = statistics.median(r.rate for r in await rebuilds(store, processes, times, settled))
     alone = await rebuild(store)
     await settled("policy_versions", "exemption_versions", "disclosures")  # as autovacuum would after a rebuild
     await latencies(as_of, warm)  # other questions: the code and the statements warm, not the rows asked for
@@ -108,14 +126,10 @@ async def measure(store: PostgresStore, mix: Mix, count: int, processes: int, se
     first_p50, first_p99 = await latencies(current, now_asked)  # not the as-of questions: none asked before
     again_p50, again_p99 = await latencies(current, now_asked)
     allowed = [(await current(q, 0)).verdict for q in now_asked[:200]].count("allowed")
-    print(f"machine: one core signs {signs:,.0f} events/s just before the rebuild (compare runs by it)")
-    print(
-        f"full rebuild, {rebuilt.events:,} events, {processes} processes: {rebuilt.rate:9,.0f} events/s"
-        f"  ({rebuilt.seconds:.1f} s)"
-    )
+    print(f"full rebuild, {processes} processes, median of {times}: {rebuilt:9,.0f} events/s")
     print(
         f"  the same in this process alone:            {alone.rate:9,.0f} events/s  ({alone.seconds:.1f} s)"
-        f"  -> {rebuilt.rate / alone.rate:.2f}x"
+        f"  -> the median is {rebuilt / alone.rate:.2f}x"
     )
     print(f"as-of decision, past time, {count:,} queries: p50 {past_p50:.2f} ms, p99 {past_p99:.2f} ms")
     print(f"current decision, {count:,} queries:        p50 {first_p50:.2f} ms, p99 {first_p99:.2f} ms")
@@ -130,6 +144,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--processes", type=int, default=rebuild_processes(), help="rebuild processes (CPUs + 1)")
+    parser.add_argument("--rebuilds", type=int, default=3, help="full rebuilds with --processes, for their median")
     args = parser.parse_args()
     configure_logging("warning")
     mix = Mix(args.events)
@@ -137,7 +152,8 @@ async def main() -> None:
         built = await build(store, mix)
         print(f"log built through the writer (no projections): {built:9,.0f} events/s")
         await settle(args.url, schema, "events", "tree_nodes")
-        await measure(store, mix, args.queries, args.processes, functools.partial(settle, args.url, schema))
+        settled = functools.partial(settle, args.url, schema)
+        await measure(store, mix, args.queries, args.processes, args.rebuilds, settled)
 
 
 Settle = Callable[..., Awaitable[None]]
