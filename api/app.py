@@ -7,6 +7,8 @@ on shutdown close the writer (which commits what is queued), then the store.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from api import command_routes, export_routes, log_routes, metrics, openapi, ops_routes, query_routes
 from api.auth import authenticate
+from api.idempotency import forget_old_keys
 from api.keys import CHECKPOINTS, COMMITS, CONFIG, METRICS, NODES, SERVICE, STORE, TOKENS, WRITER
 from api.metrics import Metrics, metrics_middleware
 from api.params import plain_requests
@@ -89,9 +92,14 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
             _attach(app, store, writer, watch)
             log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),
                      read_cache=watch is not None)  # fmt: skip
+            forgetting = _forgetting(store, config.idempotency_hours)
             try:
                 yield
             finally:
+                if forgetting is not None:
+                    forgetting.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await forgetting
                 await writer.close()
         finally:
             if watch is not None:
@@ -99,6 +107,11 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         await store.close()
         log.info("log_closed", origin=config.origin)
+
+
+def _forgetting(store: Store, hours: int) -> asyncio.Task[None] | None:
+    """The task that forgets old Idempotency-Keys (none when they are kept for ever)."""
+    return asyncio.create_task(forget_old_keys(store, hours), name="forget-idempotency-keys") if hours else None
 
 
 async def log_signer(config: Config, store: Store) -> Signer:

@@ -8,22 +8,30 @@ is settled, it replays the recorded event instead: also after a crash between th
 one's commit and its answer. Nothing is written but with the event: a request that fails
 leaves its key unused, and a first request costs little more than one without a key (the
 writer reads which of a batch's keys are taken with the log head, in the same statement).
+
+A key is remembered for at least ``LEDGER_IDEMPOTENCY_HOURS`` (24): each serving process
+forgets older ones when it starts and every hour after (:func:`forget_old_keys`), and a
+request with a forgotten key is a new request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 
 from api.keys import PRINCIPAL, STORE
 from ledger.errors import IdempotencyMismatch, InvalidInput, LedgerError
 from ledger.events import Claim
-from ledger.store.base import Remembered
+from ledger.store.base import Remembered, Store
 
-__all__ = ["HEADER", "idempotent"]
+__all__ = ["HEADER", "forget_old_keys", "idempotent"]
+
+log = structlog.get_logger("api")
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -63,3 +71,17 @@ async def _replayed(claim: Claim, earlier: Remembered, replay: Replay) -> web.Re
         replayed = await replay(earlier.seq)
     replayed.headers["Idempotent-Replayed"] = "true"
     return replayed
+
+
+async def forget_old_keys(store: Store, hours: int, every: float = 3600.0) -> None:
+    """Forget the keys first used ``hours`` or more ago, now and every ``every`` seconds after,
+    until cancelled; a failure is logged and tried again at the next turn."""
+    while True:
+        try:
+            forgotten = await store.forget_idempotency(hours)
+        except Exception as e:  # the database out of reach for a while, say: not a reason to stop
+            log.warning("idempotency_keys_not_forgotten", error=str(e))
+        else:
+            if forgotten:
+                log.info("idempotency_keys_forgotten", count=forgotten, hours=hours)
+        await asyncio.sleep(every)

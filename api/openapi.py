@@ -122,7 +122,13 @@ def _command(schema: str, ident: str | None, param: str | None, data: dict[str, 
             "schema": {"type": "string", "pattern": '^(W/)?"?[0-9]+"?$'},
             "description": "the stream version read",
         },
-        {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"}},
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+            "description": "a retry with the same key and request gets the first answer; remembered at least "
+            "LEDGER_IDEMPOTENCY_HOURS (24 by default)",
+        },
         PROOF,
     ]
     return {

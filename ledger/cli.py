@@ -29,8 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="policy-ledger",
         description="A tamper-evident, event-sourced audit ledger for device-security policy.",
         epilog="Configuration comes from LEDGER_DATABASE_URL, LEDGER_ORIGIN, LEDGER_SIGNING_KEY_FILE, "
-        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL, LEDGER_DB_POOL_SIZE, LEDGER_WORKERS and LEDGER_READ_CACHE;"
-        " flags override them.",
+        "LEDGER_HOST, LEDGER_PORT, LEDGER_LOG_LEVEL, LEDGER_DB_POOL_SIZE, LEDGER_WORKERS, LEDGER_READ_CACHE and"
+        " LEDGER_IDEMPOTENCY_HOURS; flags override them.",
     )
     parser.add_argument(
         "--database-url", help="sqlite:///file.db (default: sqlite:///policy-ledger.db) or postgresql://…"

@@ -27,6 +27,7 @@ class Config:
     db_pool_size: int = 20  # PostgreSQL connections the service may hold (per worker)
     workers: int = 1  # serving processes sharing the port, each with its own writer and pool
     read_cache: int = 10_000  # decision questions (and tokens) whose reads each worker remembers (0: none)
+    idempotency_hours: int = 24  # an Idempotency-Key is remembered at least this long (0: for ever)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -45,6 +46,10 @@ class Config:
         cache = env.get("LEDGER_READ_CACHE", "10000")
         if not _whole(cache) or not 0 <= int(cache) <= 1_000_000:
             raise InvalidInput(f"LEDGER_READ_CACHE={cache!r} must be a whole number from 0 (off) to 1000000")
+        hours = env.get("LEDGER_IDEMPOTENCY_HOURS", "24")
+        if not _whole(hours) or not 0 <= int(hours) <= MAX_IDEMPOTENCY_HOURS:
+            raise InvalidInput(f"LEDGER_IDEMPOTENCY_HOURS={hours!r} must be a whole number of hours from 0 (keys "
+                               f"remembered for ever) to {MAX_IDEMPOTENCY_HOURS}")  # fmt: skip
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL", DEFAULT_DATABASE_URL),
             origin=env.get("LEDGER_ORIGIN", DEFAULT_ORIGIN),
@@ -55,6 +60,7 @@ class Config:
             db_pool_size=int(pool),
             workers=int(workers),
             read_cache=int(cache),
+            idempotency_hours=int(hours),
         )
 
     def with_overrides(self, **values: object) -> Config:
@@ -62,6 +68,7 @@ class Config:
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MAX_IDEMPOTENCY_HOURS = 10 * 366 * 24
 
 
 def _whole(text: str) -> bool:

@@ -410,6 +410,13 @@ class PostgresStore(PostgresProjectionReads):
         body = bytes(rows[0]["body"]) if rows[0]["body"] is not None else None
         return Remembered(rows[0]["request_hash"], rows[0]["status"], body, rows[0]["seq"])
 
+    async def forget_idempotency(self, hours: int) -> int:
+        async with _reachable(self.url):
+            status = await self._pool.execute(
+                "DELETE FROM idempotency WHERE created_at <= now() - make_interval(hours => $1)", hours
+            )
+        return int(status.split()[-1])
+
     # -- tokens -----------------------------------------------------------------------------
 
     async def add_token(self, token: TokenRecord) -> None:

@@ -279,6 +279,14 @@ class SqliteStore(SqliteProjectionReads):
         hash_, status, body, seq = rows[0]
         return Remembered(hash_, status, _blob(body) if body is not None else None, seq)
 
+    async def forget_idempotency(self, hours: int) -> int:
+        async with self.write():
+            cursor = await self._conn.execute(
+                "DELETE FROM idempotency WHERE created_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)",
+                (f"-{hours} hours",),
+            )
+            return cursor.rowcount
+
     # -- tokens -----------------------------------------------------------------------------
 
     async def add_token(self, token: TokenRecord) -> None:

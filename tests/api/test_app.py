@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import stat
+from contextlib import closing
 
 import pytest
 from aiohttp import web
@@ -38,6 +40,26 @@ async def test_on_shutdown_the_writer_commits_what_is_queued(config: Config) -> 
         await asyncio.sleep(0)  # every append is queued; none has committed yet
         assert not any(p.done() for p in pending)
     assert [p.result().seq for p in pending] == list(range(20))
+
+
+@pytest.mark.parametrize(("hours", "kept"), [(24, [("new",)]), (0, [("new",), ("old",)])])
+async def test_at_start_up_it_forgets_idempotency_keys_older_than_configured(
+    config: Config, hours: int, kept: list[tuple[str]]
+) -> None:
+    async with TestClient(TestServer(create_app(config))) as client:  # migrates the new database
+        await client.get("/readyz")
+    with closing(sqlite3.connect(config.database_url.removeprefix("sqlite:///"))) as db, db:
+        db.execute("INSERT INTO idempotency (scope, key, request_hash, seq, created_at)"
+                   " VALUES ('t', 'old', 'h', 0, '2020-01-01T00:00:00.000Z')")  # fmt: skip
+        db.execute("INSERT INTO idempotency (scope, key, request_hash, seq) VALUES ('t', 'new', 'h', 1)")
+    async with TestClient(TestServer(create_app(config.with_overrides(idempotency_hours=hours)))) as client:
+        await client.get("/readyz")
+        for _ in range(50):  # the forgetting runs beside the requests
+            await asyncio.sleep(0.1)
+            with closing(sqlite3.connect(config.database_url.removeprefix("sqlite:///"))) as db:
+                if (keys := db.execute("SELECT key FROM idempotency ORDER BY key").fetchall()) == kept:
+                    break
+    assert keys == kept
 
 
 async def test_a_key_file_for_another_origin_stops_start_up(config: Config) -> None:

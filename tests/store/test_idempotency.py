@@ -83,3 +83,31 @@ async def test_an_answer_an_earlier_version_stored_is_found(backend: Backend, wr
     assert await backend.store.find_idempotency("tok-1", "k") == Remembered("hash-a", 201, b'{"seq": 3}')
     with pytest.raises(IdempotencyKeyTaken):
         await writer.append(claimed_draft(CLAIM))
+
+
+OLD = "2020-01-01T00:00:00.000Z"  # a moment the tests make a key's first use, as both backends write it
+
+
+async def test_keys_first_used_the_given_hours_ago_or_more_are_forgotten_and_newer_ones_kept(
+    backend: Backend, writer: Writer
+) -> None:
+    await writer.append(claimed_draft(CLAIM))
+    recent = await writer.append(claimed_draft(Claim("tok-1", "k-new", "hash-b"), "P-2"))
+    await backend.execute(f"UPDATE idempotency SET created_at = '{OLD}' WHERE key = 'k'")
+    assert await backend.store.forget_idempotency(24) == 1
+    assert await backend.store.find_idempotency("tok-1", "k") is None
+    assert await backend.store.find_idempotency("tok-1", "k-new") == Remembered("hash-b", None, None, recent.seq)
+
+
+async def test_a_forgotten_key_is_a_new_key(backend: Backend, writer: Writer) -> None:
+    await writer.append(claimed_draft(CLAIM))
+    await backend.execute(f"UPDATE idempotency SET created_at = '{OLD}'")
+    await backend.store.forget_idempotency(24)
+    again = await writer.append(claimed_draft(CLAIM, "P-2"))
+    assert await backend.store.find_idempotency("tok-1", "k") == Remembered("hash-a", None, None, again.seq)
+
+
+async def test_nothing_to_forget_forgets_nothing(store: Store, writer: Writer) -> None:
+    await writer.append(claimed_draft(CLAIM))
+    assert await store.forget_idempotency(24) == 0
+    assert await store.find_idempotency("tok-1", "k") is not None

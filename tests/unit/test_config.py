@@ -50,6 +50,17 @@ def test_a_read_cache_size_that_cannot_be_used_is_refused_saying_what_is_allowed
         Config.from_env({"LEDGER_READ_CACHE": size})
 
 
+def test_idempotency_keys_are_remembered_a_day_by_default_and_for_ever_with_zero() -> None:
+    hours = [Config.from_env(env).idempotency_hours for env in ({}, {"LEDGER_IDEMPOTENCY_HOURS": "0"})]
+    assert hours == [24, 0]
+
+
+@pytest.mark.parametrize("hours", ["-1", "1.5", "87841", "²"])
+def test_idempotency_hours_that_cannot_be_used_are_refused_saying_what_is_allowed(hours: str) -> None:
+    with pytest.raises(InvalidInput, match=r"whole number of hours from 0 \(keys remembered for ever\) to 87840"):
+        Config.from_env({"LEDGER_IDEMPOTENCY_HOURS": hours})
+
+
 @pytest.mark.parametrize(
     ("url", "memory"),
     [("sqlite:///:memory:", True), ("sqlite://", True), ("sqlite:///ledger.db", False),
