@@ -1,6 +1,7 @@
 """Stored projections on PostgreSQL: full rebuild speed, as-of and current decision latency.
 
-    python -m bench.projections [--events 1000000] [--queries 2000] [--processes N] [--rebuilds 3] [--url URL]
+    python -m bench.projections [--events 1000000] [--queries 2000] [--processes N] [--rebuilds 3]
+                                [--pause 90] [--url URL]
 
 Builds a log of N valid policy and exemption events (bench/story_mix.py: about 2% bans,
 5% reviews, amendments and lifts, half grants, the rest renewals, amendments and
@@ -10,10 +11,11 @@ without projections. Then measures, in this process:
 - the full rebuild, once the new log is vacuumed and analysed as autovacuum would have it:
   replay the log from seq 0 into new projections with ``--processes`` processes sharing
   out the streams, ``--rebuilds`` times, every one printed and their median, each after one
-  core's Ed25519 sign rate (the machine's speed of the moment). One rebuild and the next
-  differ by 10% or more here: the first, in the minute after the log was built, has cost
-  the rebuild processes 10-20% more CPU time than later ones for the same work. Then in this
-  process alone (events/s);
+  core's Ed25519 sign rate (the machine's speed of the moment); then in this process alone
+  (events/s). One rebuild and the next differ by 10% or more here. The machine is left idle
+  for ``--pause`` seconds after building the log: here, rebuilds in the minute or so after
+  the minutes of building cost their processes 10-25% more CPU time for the same work
+  (45,000-47,000 events/s, against 51,000-58,000 later or after the pause);
 - as-of decisions for a past time: ``service.decide(as_of=T)`` for random T in the log's
   span and random (app, organisation, account), half of them a real grantee (p50/p99);
 - current decisions: ``service.decide()`` for as many other questions of that kind (p50/p99),
@@ -145,6 +147,7 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=2_000)
     parser.add_argument("--processes", type=int, default=rebuild_processes(), help="rebuild processes (CPUs + 1)")
     parser.add_argument("--rebuilds", type=int, default=3, help="full rebuilds with --processes, for their median")
+    parser.add_argument("--pause", type=float, default=90.0, help="idle seconds between building and measuring")
     args = parser.parse_args()
     configure_logging("warning")
     mix = Mix(args.events)
@@ -152,6 +155,8 @@ async def main() -> None:
         built = await build(store, mix)
         print(f"log built through the writer (no projections): {built:9,.0f} events/s")
         await settle(args.url, schema, "events", "tree_nodes")
+        print(f"  the machine left idle for {args.pause:.0f} s after building the log")
+        await asyncio.sleep(args.pause)
         settled = functools.partial(settle, args.url, schema)
         await measure(store, mix, args.queries, args.processes, args.rebuilds, settled)
 
