@@ -15,7 +15,7 @@ without projections. Then measures, in this process:
   (events/s). One rebuild and the next differ by 10% or more here. The machine is left idle
   for ``--pause`` seconds after building the log: here, rebuilds in the minute or so after
   the minutes of building cost their processes 10-25% more CPU time for the same work
-  (45,000-47,000 events/s, against 51,000-61,000 later or after the pause);
+  (40,000-48,000 events/s, against 51,000-61,000 later or after the pause);
 - as-of decisions for a past time: ``service.decide(as_of=T)`` for random T in the log's
   span and random (app, organisation, account), half of them a real grantee (p50/p99);
 - current decisions: ``service.decide()`` for as many other questions of that kind (p50/p99),
