@@ -96,12 +96,13 @@ async def rebuilds(store: PostgresStore, processes: int, times: int, settled: Se
     done = []
     for i in range(times):
         signs = sign_rate()
-        done.append(await rebuild(store, processes=processes))
+        rebuilt = await rebuild(store, processes=processes)
         print(
-            f"full rebuild {i + 1} of {times}, {done[-1].events:,} events, {processes} processes:"
-            f" {done[-1].rate:9,.0f} events/s  ({done[-1].seconds:.1f} s; one core signed {signs:,.0f}/s just before:"
-            f" {done[-1].rate / signs:.2f}x)"
+            f"full rebuild {i + 1} of {times}, {rebuilt.events:,} events, {processes} processes:"
+            f" {rebuilt.rate:9,.0f} events/s  ({rebuilt.seconds:.1f} s; one core signed {signs:,.0f}/s just before:"
+            f" {rebuilt.rate / signs:.2f}x)"
         )
+        done.append(rebuilt)
         await settled("policy_versions", "exemption_versions")  # the next rebuild drops these: written out
     return done
 
