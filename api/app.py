@@ -87,7 +87,7 @@ async def _log_resources(app: web.Application) -> AsyncIterator[None]:
         watch = await store.watch_appends() if config.read_cache > 0 else None
         try:
             writer = Writer(store, await log_signer(config, store), projectors=[VersionProjector()],
-                            commits=app[COMMITS])  # fmt: skip
+                            commits=app[COMMITS], seal_ahead=config.workers == 1)  # fmt: skip
             await writer.start()
             _attach(app, store, writer, watch)
             log.info("log_opened", origin=config.origin, migrations_applied=applied, size=await store.log_size(),

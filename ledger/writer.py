@@ -8,6 +8,18 @@ which of the batch's Idempotency-Keys are taken, in one read), assigns seq, vers
 settle, signs a checkpoint, lets each projector bring its stored projection level with
 the batch (in the same transaction), and commits. Only then is each caller answered,
 after the batch is counted in ``commits`` when given (what tells remembered reads are stale).
+
+Sealing ahead: once this writer knows where the log will end (its last batch sealed), the
+next batch is sealed before it has the lock, on that end and the versions and keys this
+writer last saw, while the batch before it commits: signing, the bulk of a batch's work,
+then overlaps the database's. Under the lock the head read tells whether the log is where
+the batch assumed (same size and last leaf; same versions and taken keys for its streams
+and keys); sealing is a function of exactly those, so the batch goes in as sealed, or is
+sealed again on what was read. When another process moved the log on (the guess missed),
+the writer seals under the lock for the next ``PLAIN_AFTER_MISS`` batches; where several
+processes are known to take turns at the lock (``seal_ahead=False``), it always does.
+While a batch is sealed ahead, the event loop gets a turn every ``_SEALS_BETWEEN_TURNS``
+events, so that the batch committing meanwhile is not kept waiting for its replies.
 """
 
 from __future__ import annotations
@@ -30,9 +42,13 @@ from ledger.read_cache import Commits
 from ledger.signing import Signer
 from ledger.store.base import HeadRow, KeyRow, Store, WriteTransaction
 
-__all__ = ["Projector", "Writer"]
+__all__ = ["PLAIN_AFTER_MISS", "Projector", "Writer"]
 
 log = structlog.get_logger("ledger.writer")
+
+PLAIN_AFTER_MISS = 64  # batches sealed under the lock after a batch sealed ahead found the log moved on
+_SEALS_BETWEEN_TURNS = 2  # events sealed between turns of the event loop
+_KNOWN_LIMIT = 65_536  # streams and keys remembered for sealing ahead (forgotten all at once beyond it)
 
 
 class Projector(Protocol):
@@ -56,6 +72,30 @@ class _Head:
     last_leaf_hash: bytes
     recorded_at: str  # of the last event ("" for none): no later event is recorded earlier
 
+    def is_at(self, found: HeadRow) -> bool:
+        """Whether the log ``found`` under the lock ends where this head does."""
+        return found.size == self.size and (not found.size or found.last_leaf_hash == self.last_leaf_hash)
+
+
+@dataclass(frozen=True)
+class _Sealed:
+    """A batch sealed ahead of the lock, and what it assumed of the log."""
+
+    head: _Head
+    versions: dict[str, int]  # of every stream the batch names
+    taken: frozenset[tuple[str, str]]  # of the keys the batch claims, those taken
+    new_head: _Head
+    outcomes: list[Recorded | Exception]
+    nodes: list[tuple[NodeKey, bytes]]
+
+    def holds(self, found: HeadRow) -> bool:
+        """Whether the log read under the lock is as assumed: then sealing again would give the same."""
+        return (
+            self.head.is_at(found)
+            and all(found.versions.get(s, 0) == v for s, v in self.versions.items())
+            and self.taken == found.taken
+        )
+
 
 class Writer:
     """Appends drafts to the log; ``await append(draft)`` returns once it is committed."""
@@ -71,6 +111,7 @@ class Writer:
         on_batch: Callable[[int, float, bool], None] | None = None,
         projectors: Sequence[Projector] = (),
         commits: Commits | None = None,
+        seal_ahead: bool = True,
     ) -> None:
         self._store = store
         self._signer = signer
@@ -81,7 +122,14 @@ class Writer:
         self._projectors = tuple(projectors)
         self._commits = commits  # counted before each batch is acknowledged (a failed one may have committed)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._head: _Head | None = None
+        self._head: _Head | None = None  # after the last batch committed
+        self._ahead: _Head | None = None  # after the last batch sealed: where the next is sealed ahead
+        self._versions: dict[str, int] = {}  # as the last batches sealed left them
+        self._taken: set[tuple[str, str]] = set()
+        self._sealing_ahead = seal_ahead  # off where processes take turns at the lock: every guess would miss
+        self._plain_for = 0  # batches still to seal under the lock after a miss
+        self.sealed_ahead = 0  # batches that went in as sealed ahead of the lock
+        self.sealed_again = 0  # batches sealed ahead that found the log moved on, and sealed again
         self._key_from = 0  # the seq from which the log lists this writer's key (known once started)
         self._checkpointed_at = 0.0
         self._checkpointed_size = 0
@@ -143,54 +191,100 @@ class Writer:
                 await self._task
 
     async def _run(self) -> None:
-        while True:
-            timeout = self._checkpoint_interval or None
-            try:
-                first = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                await self._checkpoint_tail()
-                continue
-            batch = [first]
-            try:
-                await self._commit(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+        """Form batches; while one sealed ahead commits, seal the next (two at most in flight)."""
+        committing: asyncio.Task[None] | None = None
+        locked = asyncio.Event()  # set once the batch committing holds the lock (or gave up on it)
+        locked.set()
+        try:
+            while True:
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), self._checkpoint_interval or None)
+                except TimeoutError:
+                    if committing is not None:
+                        await asyncio.wait([committing])
+                        committing = None
+                    await self._checkpoint_tail()
+                    continue
+                batch = [first]
+                sealed = await self._seal_ahead(batch, following=committing is not None and not committing.done())
+                after, locked = locked, asyncio.Event()  # ask for the lock after the batch before has it
+                task = asyncio.create_task(self._commit(batch, sealed, after, locked))
+                if committing is not None:
+                    await asyncio.wait([committing])
+                committing = task
+                if sealed is None:  # sealed under the lock: nothing to overlap it with
+                    await asyncio.wait([task])
+                    committing = None
+        finally:
+            if committing is not None:
+                committing.cancel()
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        """Commit ``batch`` and what else is queued once the lock is held (it grows in place):
-        while another process holds the lock, appends queue here, and go in this batch."""
+    async def _seal_ahead(self, batch: list[_Pending], *, following: bool) -> _Sealed | None:
+        """Seal ``batch`` (grown from the queue) where the last batch sealed leaves the log, or
+        return None to have it sealed under the lock (then it grows there, as appends queue)."""
+        if self._plain_for:
+            self._plain_for -= 1
+            return None
+        head = self._ahead
+        if head is None or not self._sealing_ahead:
+            return None
+        queued = self._queue.qsize()  # alone, take half: the rest is sealed while this commits
+        for _ in range(min(queued if following else (queued + 1) // 2, self._max_batch - 1)):
+            batch.append(self._queue.get_nowait())
+        drafts = [p.checked.draft for p in batch]
+        versions = {s: self._versions.get(s, 0) for d in drafts for s in (d.stream, *(r for r, _ in d.requires))}
+        taken = {(c.scope, c.key) for d in drafts if (c := d.claim) is not None} & self._taken
+        assumed_versions, assumed_taken = dict(versions), frozenset(taken)
+        new_head, outcomes, nodes = await self._seal(batch, head, versions, taken)
+        return _Sealed(head, assumed_versions, assumed_taken, new_head, outcomes, nodes)
+
+    async def _commit(
+        self, batch: list[_Pending], sealed: _Sealed | None, after: asyncio.Event, locked: asyncio.Event
+    ) -> None:
+        """Commit ``batch`` once the batch before it holds the lock (``after``); one not ``sealed``
+        ahead takes what else is queued once the lock is held (it grows in place): while
+        another process holds the lock, appends queue here."""
         started = time.perf_counter()
         try:
+            await after.wait()
             async with self._store.write() as tx:
-                while len(batch) < self._max_batch and not self._queue.empty():
+                locked.set()
+                while sealed is None and len(batch) < self._max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                head, outcomes = await self._sequence(tx, batch)
+                head, outcomes = await self._sequence(tx, batch, sealed)
         except Exception as e:  # the batch did not commit: no caller is acknowledged
-            self._head, self._checkpointed_at, self._checkpointed_size = None, 0.0, 0
+            self._forget()
             error = e if isinstance(e, LedgerError) else Unavailable(f"the log could not commit this append: {e}")
             log.error("batch_failed", size=len(batch), error=str(e))
             outcomes = [error] * len(batch)
             self._observe(len(batch), started, committed=False)
         else:
-            self._head = head
+            if self._head is None or head.size >= self._head.size:
+                self._head = head
             self.batches += 1
             self._observe(sum(isinstance(o, Recorded) for o in outcomes), started, committed=True)
             log.debug(
                 "batch_committed",
                 size=len(batch),
                 tree_size=head.size,
+                ahead=sealed is not None,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
+        locked.set()
         if self._commits is not None:
             self._commits.count()
         for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():
-                continue
-            if isinstance(outcome, Exception):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+            if not pending.future.done():
+                if isinstance(outcome, Exception):
+                    pending.future.set_exception(outcome)
+                else:
+                    pending.future.set_result(outcome)
+            self._queue.task_done()
+
+    def _forget(self) -> None:
+        """After a failed batch: know nothing of where the log ends."""
+        self._head, self._ahead, self._checkpointed_at, self._checkpointed_size = None, None, 0.0, 0
+        self._versions, self._taken = {}, set()
 
     def _observe(self, size: int, started: float, *, committed: bool) -> None:
         if self.on_batch is not None:
@@ -217,13 +311,20 @@ class Writer:
             raise Unavailable(f"stored tree nodes for size {found.size} are missing; the database is damaged")
         return _Head(found.size, tuple(nodes[k] for k in keys), found.last_leaf_hash, found.last_recorded_at)
 
-    async def _sequence(self, tx: WriteTransaction, batch: list[_Pending]) -> tuple[_Head, list[Recorded | Exception]]:
+    async def _sequence(
+        self, tx: WriteTransaction, batch: list[_Pending], sealed: _Sealed | None
+    ) -> tuple[_Head, list[Recorded | Exception]]:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
         keys = {(c.scope, c.key) for p in batch if (c := p.checked.draft.claim) is not None}
         found = self._still_signing(await tx.head(sorted(streams), sorted(keys)))
-        head = await self._load_head(tx, found)
-        now, taken = format_time(self._clock()), set(found.taken)
-        new_head, outcomes, nodes = self._seal(batch, head, found.versions, taken, now)
+        if sealed is not None and sealed.holds(found):
+            head, new_head, outcomes, nodes = sealed.head, sealed.new_head, sealed.outcomes, sealed.nodes
+            self.sealed_ahead += 1
+        else:
+            if sealed is not None:  # another process moved the log on (or the batch before failed)
+                self._plain_for, self.sealed_again = PLAIN_AFTER_MISS, self.sealed_again + 1
+            head = await self._load_head(tx, found)
+            new_head, outcomes, nodes = await self._seal(batch, head, dict(found.versions), set(found.taken))
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
         if not recorded:
             return head, outcomes
@@ -245,16 +346,20 @@ class Writer:
             await projector.project(tx, recorded)
         return new_head, outcomes
 
-    def _seal(
-        self, batch: list[_Pending], head: _Head, versions: dict[str, int], taken: set[tuple[str, str]], now: str
+    async def _seal(
+        self, batch: list[_Pending], head: _Head, versions: dict[str, int], taken: set[tuple[str, str]]
     ) -> tuple[_Head, list[Recorded | Exception], list[tuple[NodeKey, bytes]]]:
         """Give each draft its seq, version and ``prev``, and sign it; refuse stale versions and
-        Idempotency-Keys ``taken`` (by an earlier batch, or earlier in this one)."""
+        Idempotency-Keys ``taken`` (by an earlier batch, or earlier in this one). What it leaves
+        is where the next batch is sealed ahead."""
         frontier, prev, size = list(head.frontier), head.last_leaf_hash, head.size
-        now = max(now, head.recorded_at)  # a clock stepped back must not make time run backwards in the log
+        # a clock stepped back must not make time run backwards in the log
+        now = max(format_time(self._clock()), head.recorded_at)
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
-        for pending in batch:
+        for i, pending in enumerate(batch, 1):
+            if not i % _SEALS_BETWEEN_TURNS:  # let the batch committing meanwhile answer and go on
+                await asyncio.sleep(0)
             draft = pending.checked.draft
             refused = _refusal(draft, versions, taken)
             if refused is not None:
@@ -268,7 +373,16 @@ class Writer:
             nodes += perfect_nodes_completed(event.seq, event.leaf_hash, frontier)
             prev, size = event.leaf_hash, size + 1
             outcomes.append(event)
-        return _Head(size, tuple(frontier), prev, now if size > head.size else head.recorded_at), outcomes, nodes
+        new_head = _Head(size, tuple(frontier), prev, now if size > head.size else head.recorded_at)
+        self._remember(new_head, versions, taken)
+        return new_head, outcomes, nodes
+
+    def _remember(self, head: _Head, versions: dict[str, int], taken: set[tuple[str, str]]) -> None:
+        if len(self._versions) + len(self._taken) > _KNOWN_LIMIT:
+            self._versions, self._taken = {}, set()
+        self._ahead = head
+        self._versions.update(versions)
+        self._taken |= taken
 
     def _maybe_checkpoint(self, head: _Head) -> tuple[int, bytes] | None:
         if time.monotonic() - self._checkpointed_at < self._checkpoint_interval:

@@ -1,0 +1,93 @@
+"""Sealing ahead: a writer seals its next batch while the one before commits, and seals it
+again under the lock when the log is not where it guessed. On every backend."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+
+from ledger.auditing import audit_store
+from ledger.events import Claim, Draft, Recorded
+from ledger.signing import Signer
+from ledger.store.base import Store
+from ledger.verify import TrustedKey
+from ledger.writer import Writer
+
+ACTOR = {"id": "officer-1", "role": "policy-officer"}
+
+
+def draft(stream: str, **kw: object) -> Draft:
+    return Draft(stream, "policy.issued", {"n": 1}, ACTOR, **kw)  # type: ignore[arg-type]
+
+
+async def audited(store: Store, signer: Signer) -> int:
+    checkpoint = await audit_store(store, signer.name, [TrustedKey(signer.verifier)], workers=1)
+    assert checkpoint is not None
+    return checkpoint.size
+
+
+def chained(events: list[Recorded]) -> bool:
+    ordered = sorted(events, key=lambda e: e.seq)
+    return all(base64.b64decode(b.event["prev"]) == a.leaf_hash for a, b in itertools.pairwise(ordered))
+
+
+async def test_batches_sealed_while_the_one_before_commits_go_in_as_sealed(writer: Writer, store: Store) -> None:
+    await writer.append(draft("policy/P-0"))  # now the writer knows where the log ends
+    events = await asyncio.gather(*(writer.append(draft(f"policy/P-{i}")) for i in range(1, 301)))
+    assert writer.sealed_ahead > 0
+    assert writer.sealed_again == 0
+    assert sorted(e.seq for e in events) == list(range(1, 301))
+    assert chained(list(events))
+
+
+async def test_a_log_sealed_ahead_verifies(writer: Writer, store: Store, signer: Signer) -> None:
+    await writer.append(draft("policy/P-0"))
+    await asyncio.gather(*(writer.append(draft(f"policy/P-{i % 7}")) for i in range(1, 201)))
+    assert writer.sealed_ahead > 0
+    assert await audited(store, signer) == 201
+
+
+async def test_versions_sealed_ahead_count_on_from_the_batch_before(writer: Writer) -> None:
+    await writer.append(draft("policy/P-1"))
+    events = await asyncio.gather(*(writer.append(draft("policy/P-1")) for _ in range(100)))
+    assert writer.sealed_ahead > 0
+    assert sorted(e.version for e in events) == list(range(2, 102))
+
+
+async def test_a_key_taken_by_the_batch_before_is_refused_in_a_batch_sealed_ahead(writer: Writer) -> None:
+    claim = Claim("policy-officer:1", "key-1", "0" * 64)
+    await writer.append(draft("policy/P-1"))
+    first = await writer.append(draft("policy/P-2", claim=claim))
+    again = await asyncio.gather(writer.append(draft("policy/P-3", claim=claim)), return_exceptions=True)
+    assert first.seq == 1
+    assert writer.sealed_ahead > 0
+    assert "Idempotency-Key" in str(again[0])
+
+
+async def test_a_batch_sealed_ahead_of_a_log_another_writer_moved_on_is_sealed_again(
+    store: Store, signer: Signer
+) -> None:
+    one, two = Writer(store, signer), Writer(store, signer)  # as two processes sharing a database
+    await one.start()
+    await two.start()
+    first = await one.append(draft("policy/P-1"))
+    second = await two.append(draft("policy/P-1"))  # one guesses the log ends at 1, and P-1 at version 1
+    third = await one.append(draft("policy/P-1"))
+    await one.close()
+    await two.close()
+    assert (one.sealed_ahead, one.sealed_again) == (0, 1)
+    assert [e.seq for e in (first, second, third)] == [0, 1, 2]
+    assert [e.version for e in (first, second, third)] == [1, 2, 3]
+    assert chained([first, second, third])
+    assert await audited(store, signer) == 3
+
+
+async def test_a_writer_told_that_processes_take_turns_seals_under_the_lock(store: Store, signer: Signer) -> None:
+    writer = Writer(store, signer, seal_ahead=False)
+    await writer.start()
+    await writer.append(draft("policy/P-0"))
+    await asyncio.gather(*(writer.append(draft(f"policy/P-{i}")) for i in range(1, 101)))
+    await writer.close()
+    assert writer.sealed_ahead == 0
+    assert await audited(store, signer) == 101
