@@ -235,7 +235,7 @@ class Writer:
         versions = {s: self._versions.get(s, 0) for d in drafts for s in (d.stream, *(r for r, _ in d.requires))}
         taken = {(c.scope, c.key) for d in drafts if (c := d.claim) is not None} & self._taken
         assumed_versions, assumed_taken = dict(versions), frozenset(taken)
-        new_head, outcomes, nodes = await self._seal(batch, head, versions, taken)
+        new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=True)
         return _Sealed(head, assumed_versions, assumed_taken, new_head, outcomes, nodes)
 
     async def _commit(
@@ -324,7 +324,8 @@ class Writer:
             if sealed is not None:  # another process moved the log on (or the batch before failed)
                 self._plain_for, self.sealed_again = PLAIN_AFTER_MISS, self.sealed_again + 1
             head = await self._load_head(tx, found)
-            new_head, outcomes, nodes = await self._seal(batch, head, dict(found.versions), set(found.taken))
+            versions, taken = dict(found.versions), set(found.taken)
+            new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=False)
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
         if not recorded:
             return head, outcomes
@@ -347,18 +348,19 @@ class Writer:
         return new_head, outcomes
 
     async def _seal(
-        self, batch: list[_Pending], head: _Head, versions: dict[str, int], taken: set[tuple[str, str]]
+        self, batch: list[_Pending], head: _Head, versions: dict[str, int], taken: set[tuple[str, str]], *, turns: bool
     ) -> tuple[_Head, list[Recorded | Exception], list[tuple[NodeKey, bytes]]]:
         """Give each draft its seq, version and ``prev``, and sign it; refuse stale versions and
         Idempotency-Keys ``taken`` (by an earlier batch, or earlier in this one). What it leaves
-        is where the next batch is sealed ahead."""
+        is where the next batch is sealed ahead. With ``turns`` (ahead of the lock) it lets the
+        event loop run between events; under the lock it does not, as that would hold the lock longer."""
         frontier, prev, size = list(head.frontier), head.last_leaf_hash, head.size
         # a clock stepped back must not make time run backwards in the log
         now = max(format_time(self._clock()), head.recorded_at)
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
         for i, pending in enumerate(batch, 1):
-            if not i % _SEALS_BETWEEN_TURNS:  # let the batch committing meanwhile answer and go on
+            if turns and not i % _SEALS_BETWEEN_TURNS:  # let the batch committing meanwhile answer and go on
                 await asyncio.sleep(0)
             draft = pending.checked.draft
             refused = _refusal(draft, versions, taken)
