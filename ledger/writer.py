@@ -235,7 +235,11 @@ class Writer:
         versions = {s: self._versions.get(s, 0) for d in drafts for s in (d.stream, *(r for r, _ in d.requires))}
         taken = {(c.scope, c.key) for d in drafts if (c := d.claim) is not None} & self._taken
         assumed_versions, assumed_taken = dict(versions), frozenset(taken)
-        new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=True)
+        try:
+            new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=True)
+        except Exception as e:  # sealed again under the lock, where a failure fails the batch's appends
+            log.warning("seal_ahead_failed", size=len(batch), error=str(e))
+            return None
         return _Sealed(head, assumed_versions, assumed_taken, new_head, outcomes, nodes)
 
     async def _commit(

@@ -91,3 +91,32 @@ async def test_a_writer_told_that_processes_take_turns_seals_under_the_lock(stor
     await writer.close()
     assert writer.sealed_ahead == 0
     assert await audited(store, signer) == 101
+
+
+class _KeyOutOfReach(Signer):
+    """A real key that, while ``out_of_reach``, fails to sign (as a hardware key unplugged would)."""
+
+    out_of_reach = False
+
+    def sign(self, message: bytes) -> bytes:
+        if _KeyOutOfReach.out_of_reach:
+            raise RuntimeError("the signing key is out of reach")
+        return super().sign(message)
+
+
+async def test_appends_whose_signing_fails_are_refused_and_the_writer_goes_on(store: Store) -> None:
+    signer = _KeyOutOfReach.generate("ledger.example/log")
+    writer = Writer(store, signer)
+    await writer.start()
+    try:
+        await writer.append(draft("policy/P-0"))  # the next batch would be sealed ahead
+        _KeyOutOfReach.out_of_reach = True
+        failed = await asyncio.gather(writer.append(draft("policy/P-1")), return_exceptions=True)
+        _KeyOutOfReach.out_of_reach = False
+        after = await writer.append(draft("policy/P-2"))
+    finally:
+        _KeyOutOfReach.out_of_reach = False
+        await writer.close()
+    assert "out of reach" in str(failed[0])
+    assert after.seq == 1
+    assert await audited(store, signer) == 2
