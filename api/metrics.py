@@ -20,6 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from api.keys import METRICS, WRITER
 from api.problems import CLIENT_CLOSED
+from ledger.writer import Sealing
 
 __all__ = ["Metrics", "metrics_middleware", "routes", "share_between_processes"]
 
@@ -62,6 +63,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
         )
         self.batch_seconds = Histogram("ledger_batch_seconds", "time to commit a batch", registry=self.registry)
+        self.batches = Counter(
+            "ledger_batches",
+            "committed batches, by where their events were signed: ahead of the log's lock while the batch before "
+            "committed, again under it (another process had moved the log on), or under it",
+            ["sealed"],
+            registry=self.registry,
+        )
         self._answers: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def answered(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -74,9 +82,10 @@ class Metrics:
         found[0].inc()
         found[1].observe(seconds)
 
-    def observe_batch(self, events: int, seconds: float, committed: bool) -> None:
+    def observe_batch(self, events: int, seconds: float, committed: bool, sealing: Sealing) -> None:
         """The writer's ``on_batch`` callback."""
         if committed:
+            self.batches.labels(sealing).inc()
             self.appends.inc(events)
             self.batch_size.observe(events)
             self.batch_seconds.observe(seconds)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import structlog
 
@@ -42,11 +42,13 @@ from ledger.read_cache import Commits
 from ledger.signing import Signer
 from ledger.store.base import HeadRow, KeyRow, Store, WriteTransaction
 
-__all__ = ["PLAIN_AFTER_MISS", "Projector", "Writer"]
+__all__ = ["PLAIN_AFTER_MISS", "Projector", "Sealing", "Writer"]
 
 log = structlog.get_logger("ledger.writer")
 
 PLAIN_AFTER_MISS = 64  # batches sealed under the lock after a batch sealed ahead found the log moved on
+# Where a batch was signed: ahead of the lock; again under it, after a guess ahead missed; under it.
+Sealing = Literal["ahead", "again", "locked"]
 _SEALS_BETWEEN_TURNS = 2  # events sealed between turns of the event loop
 _KNOWN_LIMIT = 65_536  # streams and keys remembered for sealing ahead (forgotten all at once beyond it)
 
@@ -108,7 +110,7 @@ class Writer:
         max_batch: int = 1024,
         checkpoint_interval: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_batch: Callable[[int, float, bool], None] | None = None,
+        on_batch: Callable[[int, float, bool, Sealing], None] | None = None,
         projectors: Sequence[Projector] = (),
         commits: Commits | None = None,
         seal_ahead: bool = True,
@@ -118,7 +120,8 @@ class Writer:
         self._max_batch = max_batch
         self._checkpoint_interval = checkpoint_interval
         self._clock = clock
-        self.on_batch = on_batch  # (events recorded, or failed, by a batch; seconds; committed?) for metrics
+        # (events recorded, or failed, by a batch; seconds; committed?; where it was sealed) for metrics
+        self.on_batch = on_batch
         self._projectors = tuple(projectors)
         self._commits = commits  # counted before each batch is acknowledged (a failed one may have committed)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -255,23 +258,23 @@ class Writer:
                 locked.set()
                 while sealed is None and len(batch) < self._max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                head, outcomes = await self._sequence(tx, batch, sealed)
+                head, outcomes, sealing = await self._sequence(tx, batch, sealed)
         except Exception as e:  # the batch did not commit: no caller is acknowledged
             self._forget()
             error = e if isinstance(e, LedgerError) else Unavailable(f"the log could not commit this append: {e}")
             log.error("batch_failed", size=len(batch), error=str(e))
             outcomes = [error] * len(batch)
-            self._observe(len(batch), started, committed=False)
+            self._observe(len(batch), started, committed=False, sealing="ahead" if sealed else "locked")
         else:
             if self._head is None or head.size >= self._head.size:
                 self._head = head
             self.batches += 1
-            self._observe(sum(isinstance(o, Recorded) for o in outcomes), started, committed=True)
+            self._observe(sum(isinstance(o, Recorded) for o in outcomes), started, committed=True, sealing=sealing)
             log.debug(
                 "batch_committed",
                 size=len(batch),
                 tree_size=head.size,
-                ahead=sealed is not None,
+                sealed=sealing,
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
         locked.set()
@@ -290,9 +293,9 @@ class Writer:
         self._head, self._ahead, self._checkpointed_at, self._checkpointed_size = None, None, 0.0, 0
         self._versions, self._taken = {}, set()
 
-    def _observe(self, size: int, started: float, *, committed: bool) -> None:
+    def _observe(self, size: int, started: float, *, committed: bool, sealing: Sealing) -> None:
         if self.on_batch is not None:
-            self.on_batch(size, time.perf_counter() - started, committed)
+            self.on_batch(size, time.perf_counter() - started, committed, sealing)
 
     def _still_signing(self, found: HeadRow) -> HeadRow:
         """``found``, unless another process took the log to a new key while this one ran."""
@@ -317,22 +320,23 @@ class Writer:
 
     async def _sequence(
         self, tx: WriteTransaction, batch: list[_Pending], sealed: _Sealed | None
-    ) -> tuple[_Head, list[Recorded | Exception]]:
+    ) -> tuple[_Head, list[Recorded | Exception], Sealing]:
         streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
         keys = {(c.scope, c.key) for p in batch if (c := p.checked.draft.claim) is not None}
         found = self._still_signing(await tx.head(sorted(streams), sorted(keys)))
+        sealing: Sealing = "locked"
         if sealed is not None and sealed.holds(found):
             head, new_head, outcomes, nodes = sealed.head, sealed.new_head, sealed.outcomes, sealed.nodes
-            self.sealed_ahead += 1
+            self.sealed_ahead, sealing = self.sealed_ahead + 1, "ahead"
         else:
             if sealed is not None:  # another process moved the log on (or the batch before failed)
-                self._plain_for, self.sealed_again = PLAIN_AFTER_MISS, self.sealed_again + 1
+                self._plain_for, self.sealed_again, sealing = PLAIN_AFTER_MISS, self.sealed_again + 1, "again"
             head = await self._load_head(tx, found)
             versions, taken = dict(found.versions), set(found.taken)
             new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=False)
         recorded = [o for o in outcomes if isinstance(o, Recorded)]
         if not recorded:
-            return head, outcomes
+            return head, outcomes, sealing
         disclosures = [
             (o.seq, d)
             for p, o in zip(batch, outcomes, strict=True)
@@ -349,7 +353,7 @@ class Writer:
             await tx.settle_claims(claims)
         for projector in self._projectors:  # same transaction: rows and positions commit with the events
             await projector.project(tx, recorded)
-        return new_head, outcomes
+        return new_head, outcomes, sealing
 
     async def _seal(
         self, batch: list[_Pending], head: _Head, versions: dict[str, int], taken: set[tuple[str, str]], *, turns: bool

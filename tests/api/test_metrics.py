@@ -45,3 +45,9 @@ async def test_methods_the_service_does_not_use_are_counted_as_other_so_label_se
     text = await scrape(client)
     assert 'ledger_http_requests_total{method="other",route="unmatched",status="404"} 3.0' in text
     assert "PROPFIND" not in text
+
+
+async def test_batches_are_counted_by_where_their_events_were_signed(client: Client, appended: list[Recorded]) -> None:
+    text = await scrape(client)
+    assert 'ledger_batches_total{sealed="locked"} 1.0' in text  # the first: the writer knew no end of the log yet
+    assert 'ledger_batches_total{sealed="ahead"} 4.0' in text

@@ -70,7 +70,7 @@ async def test_stale_expected_version_is_refused_and_writes_nothing(writer: Writ
 async def test_a_batch_reports_the_events_it_recorded_not_those_refused_as_stale(writer: Writer) -> None:
     await writer.append(draft())
     reported: list[tuple[int, bool]] = []
-    writer.on_batch = lambda events, seconds, committed: reported.append((events, committed))
+    writer.on_batch = lambda events, seconds, committed, sealing: reported.append((events, committed))
     outcomes = await asyncio.gather(
         writer.append(draft(expected_version=0)), writer.append(draft(expected_version=1)), return_exceptions=True
     )
@@ -112,7 +112,7 @@ async def test_concurrent_appends_are_committed_in_batches(writer: Writer) -> No
 
 async def test_appends_queued_while_the_writer_waits_for_the_lock_go_in_its_batch(writer: Writer, store: Store) -> None:
     sizes: list[int] = []
-    writer.on_batch = lambda events, seconds, committed: sizes.append(events)
+    writer.on_batch = lambda events, seconds, committed, sealing: sizes.append(events)
     async with store.write():  # another writer (on PostgreSQL perhaps another process) holds the log's lock
         first = asyncio.create_task(writer.append(draft("policy/A")))
         await asyncio.sleep(0.1)  # the writer has taken it, and waits for the lock
