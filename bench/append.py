@@ -7,6 +7,8 @@ CPU time each event cost this process (appenders and writer), PostgreSQL and the
 p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT transactions/s at
 the same concurrency; the single-core Ed25519 sign rate; the share of the machine's CPU time a
 hypervisor took meanwhile (steal), which lowers every figure. PostgreSQL keeps fsync on.
+The writer seals each batch ahead of the lock while the one before commits, so C appenders
+make batches of about C/2: one committing, one being signed.
 
 The process's cycle collector is set as a serving process sets it once it serves
 (``api.serving.settle_collector``): else its first full passes over the start-up objects,
