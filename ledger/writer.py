@@ -196,6 +196,7 @@ class Writer:
     async def _run(self) -> None:
         """Form batches; while one sealed ahead commits, seal the next (two at most in flight)."""
         committing: asyncio.Task[None] | None = None
+        task: asyncio.Task[None] | None = None
         locked = asyncio.Event()  # set once the batch committing holds the lock (or gave up on it)
         locked.set()
         try:
@@ -218,9 +219,10 @@ class Writer:
                 if sealed is None:  # sealed under the lock: nothing to overlap it with
                     await asyncio.wait([task])
                     committing = None
-        finally:
-            if committing is not None:
-                committing.cancel()
+        finally:  # stopped (at close, once nothing is queued): let no batch wait for one cancelled
+            for running in (committing, task):
+                if running is not None:
+                    running.cancel()
 
     async def _seal_ahead(self, batch: list[_Pending], *, following: bool) -> _Sealed | None:
         """Seal ``batch`` (grown from the queue) where the last batch sealed leaves the log, or
