@@ -236,9 +236,9 @@ class Writer:
         queued = self._queue.qsize()  # alone, take half: the rest is sealed while this commits
         for _ in range(min(queued if following else (queued + 1) // 2, self._max_batch - 1)):
             batch.append(self._queue.get_nowait())
-        drafts = [p.checked.draft for p in batch]
-        versions = {s: self._versions.get(s, 0) for d in drafts for s in (d.stream, *(r for r, _ in d.requires))}
-        taken = {(c.scope, c.key) for d in drafts if (c := d.claim) is not None} & self._taken
+        streams, keys = _named(batch)
+        versions = {s: self._versions.get(s, 0) for s in streams}
+        taken = keys & self._taken
         assumed_versions, assumed_taken = dict(versions), frozenset(taken)
         try:
             new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=True)
@@ -323,8 +323,7 @@ class Writer:
     async def _sequence(
         self, tx: WriteTransaction, batch: list[_Pending], sealed: _Sealed | None
     ) -> tuple[_Head, list[Recorded | Exception], Sealing]:
-        streams = {p.checked.draft.stream for p in batch} | {s for p in batch for s, _ in p.checked.draft.requires}
-        keys = {(c.scope, c.key) for p in batch if (c := p.checked.draft.claim) is not None}
+        streams, keys = _named(batch)
         found = self._still_signing(await tx.head(sorted(streams), sorted(keys)))
         sealing: Sealing = "locked"
         if sealed is not None and sealed.holds(found):
@@ -418,6 +417,13 @@ class Writer:
         finally:  # the latest checkpoint may have changed: reads of it remembered are stale
             if self._commits is not None:
                 self._commits.count()
+
+
+def _named(batch: list[_Pending]) -> tuple[set[str], set[tuple[str, str]]]:
+    """The streams a batch's drafts name (their own and those they require) and the keys they claim."""
+    drafts = [p.checked.draft for p in batch]
+    streams = {d.stream for d in drafts} | {s for d in drafts for s, _ in d.requires}
+    return streams, {(c.scope, c.key) for d in drafts if (c := d.claim) is not None}
 
 
 def _refusal(draft: Draft, versions: dict[str, int], taken: set[tuple[str, str]]) -> Exception | None:

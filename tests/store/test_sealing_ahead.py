@@ -59,9 +59,10 @@ async def test_a_key_taken_by_the_batch_before_is_refused_in_a_batch_sealed_ahea
     claim = Claim("policy-officer:1", "key-1", "0" * 64)
     await writer.append(draft("policy/P-1"))
     first = await writer.append(draft("policy/P-2", claim=claim))
+    sealed_ahead = writer.sealed_ahead
     again = await asyncio.gather(writer.append(draft("policy/P-3", claim=claim)), return_exceptions=True)
     assert first.seq == 1
-    assert writer.sealed_ahead > 0
+    assert writer.sealed_ahead == sealed_ahead + 1  # the refusal was decided ahead of the lock, and held
     assert "Idempotency-Key" in str(again[0])
 
 
