@@ -205,6 +205,8 @@ async def _watch(stop: asyncio.Event, stopping: Callable[[], None], workers: lis
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
+        if stop.is_set():  # stopping: a worker that exits now was told to (_reap says how it ended)
+            return
         for pid in [pid for pid in workers if _exited(pid) is not None]:
             log.error("worker_died", pid=pid)
             workers.remove(pid)
