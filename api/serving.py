@@ -37,6 +37,7 @@ from aiohttp.web_request import BaseRequest
 from api.app import create_app, log_signer
 from api.metrics import share_between_processes
 from api.problems import expectations, unparsed
+from ledger import event_loop
 from ledger.config import Config
 from ledger.errors import InvalidInput
 from ledger.logs import configure_logging
@@ -94,14 +95,14 @@ def settle_collector() -> None:
 def run(config: Config) -> int:
     """Serve with ``config.workers`` processes until SIGTERM or SIGINT; the exit code (1 if a worker failed)."""
     configure_logging(config.log_level)
-    log.info("starting", host=config.host, port=config.port, workers=config.workers)
+    log.info("starting", host=config.host, port=config.port, workers=config.workers, loop=event_loop.loop_name())
     if config.workers > 1 and in_memory(config.database_url):
         raise InvalidInput("several workers cannot share an in-memory SQLite database; use a file or PostgreSQL")
     _hold_signals()
     if config.workers == 1:
-        asyncio.run(_until_signalled(config))
+        event_loop.run(_until_signalled(config))
         return 0
-    asyncio.run(_prepare(config))
+    event_loop.run(_prepare(config))
     sockets = _listening(config.host, config.port, config.workers)
     figures = Path(tempfile.mkdtemp(prefix="policy-ledger-metrics-"))
     share_between_processes(figures)
@@ -116,7 +117,7 @@ def run(config: Config) -> int:
         own.close()
     died: list[int] = []
     try:
-        died = asyncio.run(_until_signalled(config, sockets[0], workers=workers, commits=commits))
+        died = event_loop.run(_until_signalled(config, sockets[0], workers=workers, commits=commits))
     finally:  # also when this process could not serve: the workers stop with it
         _signal(workers, signal.SIGTERM)
         failed = died + _reap(workers)
@@ -162,7 +163,7 @@ def _work(config: Config, own: socket.socket, sockets: list[socket.socket], firs
             other.close()
     code = 0
     try:
-        asyncio.run(_until_signalled(config, own, first=first, commits=commits))
+        event_loop.run(_until_signalled(config, own, first=first, commits=commits))
     except BaseException:
         log.exception("worker_failed")
         code = 1

@@ -6,7 +6,8 @@ Prints: signed events/s with C concurrent appenders through the writer (group co
 CPU time each event cost this process (appenders and writer), PostgreSQL and the whole machine;
 p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT transactions/s at
 the same concurrency; the single-core Ed25519 sign rate; the share of the machine's CPU time a
-hypervisor took meanwhile (steal), which lowers every figure. PostgreSQL keeps fsync on.
+hypervisor took meanwhile (steal), which lowers every figure; the event loop, the service's
+(``ledger.event_loop``: uvloop where installed). PostgreSQL keeps fsync on.
 The writer seals each batch ahead of the lock while the one before commits, so C appenders
 make batches of about C/2: one committing, one being signed.
 
@@ -36,6 +37,7 @@ from bench.common import (
     sign_rate,
     stolen_share,
 )
+from ledger import event_loop
 from ledger.logs import configure_logging
 from ledger.signing import Signer
 from ledger.writer import Writer
@@ -127,7 +129,8 @@ async def main() -> None:
     print(f"Ed25519 sign rate, one core:            {signs:9,.0f} signs/s   -> appends are {rate / signs:.2f}x")
     print(f"latency at {args.rate:,}/s offered ({achieved:,.0f}/s done): p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     print(stolen_share(ticks, cpu_ticks()))
+    print(f"event loop: {event_loop.loop_name()}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

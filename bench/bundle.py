@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.common import DEFAULT_URL, ORIGIN, scratch_store
 from bench.projections import build
 from bench.story_mix import SPAN, START, Mix
-from ledger import exporting
+from ledger import event_loop, exporting
 from ledger.bundle import Selection, encode
 from ledger.foi import CATEGORIES
 from ledger.logs import configure_logging
@@ -123,4 +123,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

@@ -44,7 +44,7 @@ import aiohttp
 import asyncpg
 
 from bench.common import DEFAULT_URL, cpu_ticks, cpu_use, percentile, process_tree, stolen_share
-from ledger import schemas
+from ledger import event_loop, schemas
 
 Request = Callable[[aiohttp.ClientSession, int], Any]
 
@@ -259,4 +259,4 @@ async def report(
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

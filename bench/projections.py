@@ -41,6 +41,7 @@ import asyncpg
 
 from bench.common import DEFAULT_URL, ORIGIN, percentile, scratch_store, sign_rate, write_out
 from bench.story_mix import APPS, SPAN, START, Mix
+from ledger import event_loop
 from ledger.logs import configure_logging
 from ledger.projections import Decision
 from ledger.projector import Rebuilt, VersionProjector, rebuild, rebuild_processes
@@ -179,4 +180,4 @@ async def settle(url: str, schema: str, *tables: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

@@ -15,6 +15,7 @@ import os
 import time
 
 from bench.common import DEFAULT_URL, ORIGIN, sample_draft, scratch_store
+from ledger import event_loop
 from ledger.auditing import audit_store
 from ledger.logs import configure_logging
 from ledger.signing import Signer
@@ -73,4 +74,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    event_loop.run(main())

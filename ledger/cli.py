@@ -7,12 +7,11 @@ verifier; every other command's code is in ledger/cli_commands.py, imported when
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ledger import offline
+from ledger import event_loop, offline
 from ledger.config import Config
 from ledger.errors import InvalidInput, LedgerError, VerificationError
 from ledger.foi import CATEGORIES
@@ -216,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(config)
         from ledger.cli_commands import COMMANDS
 
-        return asyncio.run(COMMANDS[args.command](args, config))
+        return event_loop.run(COMMANDS[args.command](args, config))
     except VerificationError as e:
         clear_line()
         print(f"FAILED: {e}", file=sys.stderr)

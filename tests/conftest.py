@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import uvloop
 
 from ledger.signing import Signer
 from ledger.store.base import Store
@@ -11,6 +13,13 @@ from ledger.writer import Writer
 from tests.backends import Backend, postgres_backend, require_postgres, sqlite_backend
 
 ORIGIN = "ledger.test.example/device-policy"
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test runs on the event loop the service runs on (ledger.event_loop.run)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from ledger import event_loop
 from ledger.errors import VerificationError
 from ledger.projector import decoded_leaf, fold, no_cycle_collection
 from ledger.store.postgres_projections import Connection, PostgresProjectionWrites
@@ -54,7 +55,7 @@ async def fold_in_parts(conn: Connection, url: str, settings: Settings, size: in
 def fold_part(url: str, settings: Settings, size: int, part: int, parts: int, page: int) -> int:
     """In a process of its own: fold share ``part`` of ``parts``; the events it folded."""
     with no_cycle_collection():
-        return asyncio.run(_fold_part(url, settings, size, part, parts, page))
+        return event_loop.run(_fold_part(url, settings, size, part, parts, page))
 
 
 async def _fold_part(url: str, settings: Settings, size: int, part: int, parts: int, page: int) -> int:
