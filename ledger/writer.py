@@ -18,8 +18,8 @@ and keys); sealing is a function of exactly those, so the batch goes in as seale
 sealed again on what was read. When another process moved the log on (the guess missed),
 the writer seals under the lock for the next ``PLAIN_AFTER_MISS`` batches; where several
 processes are known to take turns at the lock (``seal_ahead=False``), it always does.
-While a batch is sealed ahead, the event loop gets a turn every ``_SEALS_BETWEEN_TURNS``
-events, so that the batch committing meanwhile is not kept waiting for its replies.
+While a batch is sealed ahead, the event loop gets a turn before each event is signed, so
+that the batch committing meanwhile is not kept waiting for its replies.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ log = structlog.get_logger("ledger.writer")
 PLAIN_AFTER_MISS = 64  # batches sealed under the lock after a batch sealed ahead found the log moved on
 # Where a batch was signed: ahead of the lock; again under it, after a guess ahead missed; under it.
 Sealing = Literal["ahead", "again", "locked"]
-_SEALS_BETWEEN_TURNS = 2  # events sealed between turns of the event loop
 _KNOWN_LIMIT = 65_536  # streams and keys remembered for sealing ahead (forgotten all at once beyond it)
 
 
@@ -368,8 +367,8 @@ class Writer:
         now = max(format_time(self._clock()), head.recorded_at)
         nodes: list[tuple[NodeKey, bytes]] = []
         outcomes: list[Recorded | Exception] = []
-        for i, pending in enumerate(batch, 1):
-            if turns and not i % _SEALS_BETWEEN_TURNS:  # let the batch committing meanwhile answer and go on
+        for pending in batch:
+            if turns:  # let the batch committing meanwhile answer and go on
                 await asyncio.sleep(0)
             draft = pending.checked.draft
             refused = _refusal(draft, versions, taken)
