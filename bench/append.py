@@ -6,8 +6,8 @@ Prints: signed events/s with C concurrent appenders through the writer (group co
 CPU time each event cost this process (appenders and writer), PostgreSQL and the whole machine;
 p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT transactions/s at
 the same concurrency; the single-core Ed25519 sign rate; the share of the machine's CPU time a
-hypervisor took meanwhile (steal), which lowers every figure; the event loop, the service's
-(``ledger.event_loop``: uvloop where installed). PostgreSQL keeps fsync on.
+hypervisor took meanwhile (steal), which lowers every figure; and the event loop it ran on, the
+service's (``ledger.event_loop``: uvloop where installed). PostgreSQL keeps fsync on.
 The writer seals each batch ahead of the lock while the one before commits, so C appenders
 make batches of about C/2: one committing, one being signed.
 
