@@ -13,7 +13,7 @@ import importlib.util
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["loop_name", "run"]
+__all__ = ["loop_name", "new_loop", "run"]
 
 T = TypeVar("T")
 
@@ -25,6 +25,15 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     import uvloop  # here, not above: commands that need no loop start without it
 
     return uvloop.run(main)
+
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop of the kind :func:`run` runs (for a test runner that makes its own)."""
+    if loop_name() == "asyncio":  # pragma: no cover
+        return asyncio.new_event_loop()
+    import uvloop
+
+    return uvloop.new_event_loop()
 
 
 def loop_name() -> str:

@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import uvloop
 
+from ledger import event_loop
 from ledger.signing import Signer
 from ledger.store.base import Store
 from ledger.writer import Writer
@@ -18,8 +18,8 @@ ORIGIN = "ledger.test.example/device-policy"
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """Every async test runs on the event loop the service runs on (ledger.event_loop.run)."""
-    return {"uvloop": uvloop.new_event_loop}
+    """Every async test runs on the event loop the service runs on (ledger.event_loop)."""
+    return {event_loop.loop_name(): event_loop.new_loop}
 
 
 @pytest.fixture(scope="session")

@@ -22,3 +22,11 @@ def test_loop_name_says_which_loop_run_uses() -> None:
 
 async def test_the_tests_run_on_the_loop_the_service_runs_on() -> None:
     assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+
+
+def test_new_loop_makes_a_loop_of_the_kind_run_runs() -> None:
+    loop = event_loop.new_loop()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()
