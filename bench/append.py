@@ -1,13 +1,15 @@
 """Append throughput and latency into PostgreSQL, beside raw asyncpg inserts and the sign rate.
 
-    python -m bench.append [--events 50000] [--concurrency 64] [--rate 5000] [--url URL]
+    python -m bench.append [--events 50000] [--concurrency 64] [--runs 3] [--rate 5000] [--url URL]
 
-Prints: signed events/s with C concurrent appenders through the writer (group commit), and the
-CPU time each event cost this process (appenders and writer), PostgreSQL and the whole machine;
-p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT transactions/s at
-the same concurrency; the single-core Ed25519 sign rate; the share of the machine's CPU time a
-hypervisor took meanwhile (steal), which lowers every figure; and the event loop it ran on, the
-service's (``ledger.event_loop``: uvloop where installed). PostgreSQL keeps fsync on.
+Prints: signed events/s with C concurrent appenders through the writer (group commit), the
+median of several runs (each into a new log: a machine's rate drifts from run to run), and
+the CPU time each event cost in that run this process (appenders and writer), PostgreSQL and
+the whole machine; p50/p99 append latency at an offered rate; raw asyncpg one-row INSERT
+transactions/s at the same concurrency; the single-core Ed25519 sign rate; the share of the
+machine's CPU time a hypervisor took meanwhile (steal), which lowers every figure; and the
+event loop it ran on, the service's (``ledger.event_loop``: uvloop where installed).
+PostgreSQL keeps fsync on.
 The writer seals each batch ahead of the lock while the one before commits, so C appenders
 make batches of about C/2: one committing, one being signed.
 
@@ -110,6 +112,7 @@ async def main() -> None:
     parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--runs", type=int, default=3, help="throughput runs, of which the median is reported")
     parser.add_argument("--rate", type=int, default=5_000, help="offered appends/s for the latency run")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the latency run")
     args = parser.parse_args()
@@ -117,10 +120,12 @@ async def main() -> None:
     settle_collector()  # as `policy-ledger serve` does
 
     ticks, signs = cpu_ticks(), sign_rate()
-    rate, per_batch, used = await throughput(args.url, args.events, args.concurrency)
+    runs = sorted([await throughput(args.url, args.events, args.concurrency) for _ in range(args.runs)])
+    rate, per_batch, used = runs[len(runs) // 2]  # the median run (by rate)
     raw = await raw_inserts(args.url, min(args.events, 20_000), args.concurrency)
     achieved, p50, p99 = await latency(args.url, args.rate, args.seconds)
     print(f"signed appends, {args.concurrency} appenders:  {rate:9,.0f} events/s  ({per_batch:.1f} events/batch)")
+    print(f"    median of {len(runs)} runs: {' / '.join(f'{r[0]:,.0f}' for r in runs)} events/s")
     print(f"    {used}")
     print(
         f"raw asyncpg 1-row INSERT txns, {args.concurrency} conns: {raw:9,.0f} txns/s"
