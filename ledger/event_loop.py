@@ -19,23 +19,20 @@ T = TypeVar("T")
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` to completion on a new event loop, as ``asyncio.run`` does."""
-    if loop_name() == "asyncio":  # pragma: no cover - uvloop is installed wherever it builds
-        return asyncio.run(main)
-    import uvloop  # here, not above: commands that need no loop start without it
-
-    return uvloop.run(main)
+    """Run ``main`` to completion on a new loop from :func:`new_loop`, as ``asyncio.run`` does."""
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        return runner.run(main)
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
-    """A new event loop of the kind :func:`run` runs (for a test runner that makes its own)."""
+    """A new event loop: uvloop's, or asyncio's where uvloop is not installed."""
     if loop_name() == "asyncio":  # pragma: no cover
         return asyncio.new_event_loop()
-    import uvloop
+    import uvloop  # here, not above: commands that need no loop start without it
 
     return uvloop.new_event_loop()
 
 
 def loop_name() -> str:
-    """Which event loop :func:`run` runs: ``uvloop`` or ``asyncio``."""
+    """Which event loop :func:`new_loop` makes: ``uvloop`` or ``asyncio``."""
     return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
