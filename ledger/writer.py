@@ -12,11 +12,15 @@ after the batch is counted in ``commits`` when given (what tells remembered read
 Sealing ahead: once this writer knows where the log will end (its last batch sealed), the
 next batch is sealed before it has the lock, on that end and the versions and keys this
 writer last saw, while the batch before it commits: signing, the bulk of a batch's work,
-then overlaps the database's. Under the lock the head read tells whether the log is where
-the batch assumed (same size and last leaf; same versions and taken keys for its streams
-and keys); sealing is a function of exactly those, so the batch goes in as sealed, or is
-sealed again on what was read. When another process moved the log on (the guess missed),
-the writer seals under the lock for the next ``PLAIN_AFTER_MISS`` batches; where several
+then overlaps the database's. Under the lock the log is checked to be where the batch
+assumed (``Assumed``: same size, last leaf and signing key; same versions and taken keys for
+its streams and keys); sealing is a function of exactly those, so the batch goes in as
+sealed, or is sealed again on what was read. A writer without projectors hands the batch
+and what it assumed to the store (``Store.append_at``), which checks and stores it in one
+transaction of its own: on PostgreSQL one statement, one round trip where lock, head,
+append and commit take four. Projectors read, under the lock, the versions a batch
+continues, so with them the batch takes the four. When another process moved the log on
+(the guess missed), the writer seals under the lock for the next ``PLAIN_AFTER_MISS`` batches; where several
 processes are known to take turns at the lock (``seal_ahead=False``), it always does.
 While a batch is sealed ahead, the event loop gets a turn before each event is signed, so
 that the batch committing meanwhile is not kept waiting for its replies.
@@ -36,11 +40,21 @@ import structlog
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.errors import IdempotencyKeyTaken, InvalidInput, LedgerError, Unavailable, VersionConflict
-from ledger.events import ZERO_HASH, Checked, Draft, Recorded, check_draft, format_time, seal_event
+from ledger.events import (
+    ZERO_HASH,
+    Checked,
+    Claim,
+    Disclosure,
+    Draft,
+    Recorded,
+    check_draft,
+    format_time,
+    seal_event,
+)
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.read_cache import Commits
 from ledger.signing import Signer
-from ledger.store.base import HeadRow, KeyRow, Store, WriteTransaction
+from ledger.store.base import Assumed, Batch, HeadRow, KeyRow, Store, WriteTransaction
 
 __all__ = ["PLAIN_AFTER_MISS", "Projector", "Sealing", "Writer"]
 
@@ -73,29 +87,16 @@ class _Head:
     last_leaf_hash: bytes
     recorded_at: str  # of the last event ("" for none): no later event is recorded earlier
 
-    def is_at(self, found: HeadRow) -> bool:
-        """Whether the log ``found`` under the lock ends where this head does."""
-        return found.size == self.size and (not found.size or found.last_leaf_hash == self.last_leaf_hash)
-
 
 @dataclass(frozen=True)
 class _Sealed:
     """A batch sealed ahead of the lock, and what it assumed of the log."""
 
     head: _Head
-    versions: dict[str, int]  # of every stream the batch names
-    taken: frozenset[tuple[str, str]]  # of the keys the batch claims, those taken
+    assumed: Assumed
     new_head: _Head
     outcomes: list[Recorded | Exception]
     nodes: list[tuple[NodeKey, bytes]]
-
-    def holds(self, found: HeadRow) -> bool:
-        """Whether the log read under the lock is as assumed: then sealing again would give the same."""
-        return (
-            self.head.is_at(found)
-            and all(found.versions.get(s, 0) == v for s, v in self.versions.items())
-            and self.taken == found.taken
-        )
 
 
 class Writer:
@@ -238,13 +239,15 @@ class Writer:
         streams, keys = _named(batch)
         versions = {s: self._versions.get(s, 0) for s in streams}
         taken = keys & self._taken
-        assumed_versions, assumed_taken = dict(versions), frozenset(taken)
+        assumed = Assumed(
+            head.size, head.last_leaf_hash, self._key_from, dict(versions), frozenset(keys), frozenset(taken)
+        )
         try:
             new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=True)
         except Exception as e:  # sealed again under the lock, where a failure fails the batch's appends
             log.warning("seal_ahead_failed", size=len(batch), error=str(e))
             return None
-        return _Sealed(head, assumed_versions, assumed_taken, new_head, outcomes, nodes)
+        return _Sealed(head, assumed, new_head, outcomes, nodes)
 
     async def _commit(
         self, batch: list[_Pending], sealed: _Sealed | None, after: asyncio.Event, locked: asyncio.Event
@@ -255,11 +258,15 @@ class Writer:
         started = time.perf_counter()
         try:
             await after.wait()
-            async with self._store.write() as tx:
-                locked.set()
-                while sealed is None and len(batch) < self._max_batch and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                head, outcomes, sealing = await self._sequence(tx, batch, sealed)
+            sealing: Sealing = "ahead"
+            if sealed is not None and await self._append_at(batch, sealed):
+                head, outcomes = sealed.new_head, sealed.outcomes
+            else:
+                async with self._store.write() as tx:
+                    locked.set()
+                    while sealed is None and len(batch) < self._max_batch and not self._queue.empty():
+                        batch.append(self._queue.get_nowait())
+                    head, outcomes, sealing = await self._sequence(tx, batch, sealed)
         except Exception as e:  # the batch did not commit: no caller is acknowledged
             self._forget()
             error = e if isinstance(e, LedgerError) else Unavailable(f"the log could not commit this append: {e}")
@@ -288,6 +295,21 @@ class Writer:
                 else:
                     pending.future.set_result(outcome)
             self._queue.task_done()
+
+    async def _append_at(self, batch: list[_Pending], sealed: _Sealed) -> bool:
+        """Store a batch sealed ahead in a transaction of its own if the log is where it assumed
+        (on PostgreSQL, one round trip); False, having stored nothing, if not. Not where
+        projectors keep projections inline: they read, under the lock, what the batch continues."""
+        events, disclosures, claims = _stored(batch, sealed.outcomes)
+        if self._projectors or not events:
+            return False
+        checkpointed = self._checkpointed_at, self._checkpointed_size
+        stored = Batch(events, sealed.nodes, disclosures, self._maybe_checkpoint(sealed.new_head), claims)
+        if await self._store.append_at(sealed.assumed, stored):
+            self.sealed_ahead += 1
+            return True
+        self._checkpointed_at, self._checkpointed_size = checkpointed  # that checkpoint was not stored
+        return False
 
     def _forget(self) -> None:
         """After a failed batch: know nothing of where the log ends."""
@@ -325,7 +347,7 @@ class Writer:
         streams, keys = _named(batch)
         found = self._still_signing(await tx.head(sorted(streams), sorted(keys)))
         sealing: Sealing = "locked"
-        if sealed is not None and sealed.holds(found):
+        if sealed is not None and sealed.assumed.holds(found):
             head, new_head, outcomes, nodes = sealed.head, sealed.new_head, sealed.outcomes, sealed.nodes
             self.sealed_ahead, sealing = self.sealed_ahead + 1, "ahead"
         else:
@@ -334,21 +356,10 @@ class Writer:
             head = await self._load_head(tx, found)
             versions, taken = dict(found.versions), set(found.taken)
             new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=False)
-        recorded = [o for o in outcomes if isinstance(o, Recorded)]
+        recorded, disclosures, claims = _stored(batch, outcomes)
         if not recorded:
             return head, outcomes, sealing
-        disclosures = [
-            (o.seq, d)
-            for p, o in zip(batch, outcomes, strict=True)
-            if isinstance(o, Recorded)
-            for d in p.checked.draft.disclosures
-        ]
         await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
-        claims = [
-            (p.checked.draft.claim, o.seq)
-            for p, o in zip(batch, outcomes, strict=True)
-            if isinstance(o, Recorded) and p.checked.draft.claim is not None
-        ]
         if claims:
             await tx.settle_claims(claims)
         for projector in self._projectors:  # same transaction: rows and positions commit with the events
@@ -423,6 +434,16 @@ def _named(batch: list[_Pending]) -> tuple[set[str], set[tuple[str, str]]]:
     drafts = [p.checked.draft for p in batch]
     streams = {d.stream for d in drafts} | {s for d in drafts for s, _ in d.requires}
     return streams, {(c.scope, c.key) for d in drafts if (c := d.claim) is not None}
+
+
+def _stored(
+    batch: list[_Pending], outcomes: list[Recorded | Exception]
+) -> tuple[list[Recorded], list[tuple[int, Disclosure]], list[tuple[Claim, int]]]:
+    """What a sealed batch stores: its events, their disclosures and the keys they settle."""
+    recorded = [(p.checked.draft, o) for p, o in zip(batch, outcomes, strict=True) if isinstance(o, Recorded)]
+    disclosures = [(o.seq, d) for draft, o in recorded for d in draft.disclosures]
+    claims = [(draft.claim, o.seq) for draft, o in recorded if draft.claim is not None]
+    return [o for _, o in recorded], disclosures, claims
 
 
 def _refusal(draft: Draft, versions: dict[str, int], taken: set[tuple[str, str]]) -> Exception | None:

@@ -7,7 +7,7 @@ order even when several processes share one database.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,12 +20,15 @@ from ledger.versions import VersionSet
 
 __all__ = [
     "AppendWatch",
+    "Assumed",
+    "Batch",
     "HeadRow",
     "KeyRow",
     "LeafRow",
     "Remembered",
     "Store",
     "WriteTransaction",
+    "append_if_at",
     "paged_leaves",
     "sqlite_path",
 ]
@@ -48,6 +51,42 @@ class HeadRow:
     last_recorded_at: str  # when that event was recorded, as its leaf says it ("" when empty)
     keys_from: int  # the seq from which the log's newest key signs (the largest from_seq of its keys)
     taken: frozenset[tuple[str, str]] = frozenset()  # of the claims asked about, those already settled
+
+
+@dataclass(frozen=True)
+class Assumed:
+    """Where a batch sealed ahead of the lock assumed the log to end: what its seqs, ``prev``
+    links, versions and refusals were decided on. Sealing again on a log found so would give
+    the same batch."""
+
+    size: int
+    last_leaf_hash: bytes  # b"" when the log is empty
+    keys_from: int  # the from_seq of the key that signed it: no newer key may have taken over
+    versions: Mapping[str, int]  # of every stream the batch names (0: none yet)
+    claims: frozenset[tuple[str, str]]  # the Idempotency-Keys the batch claims
+    taken: frozenset[tuple[str, str]]  # of those, the ones settled before it
+
+    def holds(self, found: HeadRow) -> bool:
+        """Whether the log ``found`` under the lock is as assumed."""
+        return (
+            found.size == self.size
+            and (not found.size or found.last_leaf_hash == self.last_leaf_hash)
+            and found.keys_from <= self.keys_from
+            and all(found.versions.get(s, 0) == v for s, v in self.versions.items())
+            and found.taken == self.taken
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a batch stores: its events, the subtrees they complete, their disclosures, a
+    checkpoint (size, signed note) and the Idempotency-Keys they settle (each with its seq)."""
+
+    events: Sequence[Recorded]
+    nodes: Sequence[tuple[NodeKey, bytes]]
+    disclosures: Sequence[tuple[int, Disclosure]]
+    checkpoint: tuple[int, bytes] | None
+    claims: Sequence[tuple[Claim, int]] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +197,12 @@ class Store(Protocol):
         """A transaction holding the log's write lock; commits on a clean exit."""
         ...
 
+    async def append_at(self, at: Assumed, batch: Batch) -> bool:
+        """Store a batch sealed ahead of the lock (as :meth:`WriteTransaction.append` and
+        :meth:`WriteTransaction.settle_claims` would) in a transaction of its own, if under the
+        log's lock the log is where the batch assumed; else store nothing and return False."""
+        ...
+
     async def log_size(self) -> int: ...
 
     async def fold_in_parts(self, size: int, parts: int, page: int) -> bool:
@@ -253,6 +298,16 @@ class Store(Protocol):
         ...
 
     async def revoke_token(self, token_id: str) -> bool: ...
+
+
+async def append_if_at(tx: WriteTransaction, at: Assumed, batch: Batch) -> bool:
+    """:meth:`Store.append_at` in ``tx``, by reading the head and then writing."""
+    if not at.holds(await tx.head(sorted(at.versions), sorted(at.claims))):
+        return False
+    await tx.append(batch.events, batch.nodes, batch.disclosures, batch.checkpoint)
+    if batch.claims:
+        await tx.settle_claims(batch.claims)
+    return True
 
 
 async def paged_leaves(

@@ -14,7 +14,7 @@ from ledger.errors import InvalidInput, NotFound, Unavailable
 from ledger.events import Claim, Disclosure, Recorded, format_time
 from ledger.merkle import NodeKey
 from ledger.states import stream_ids
-from ledger.store.base import HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
+from ledger.store.base import Assumed, Batch, HeadRow, KeyRow, LeafRow, Remembered, paged_leaves
 from ledger.store.batched import Batched
 from ledger.store.migrations import migrations
 from ledger.store.postgres_notices import AppendNotices
@@ -114,12 +114,11 @@ class _Write(PostgresProjectionWrites):
         return await _keys(self._conn)
 
     async def settle_claims(self, claims: Sequence[tuple[Claim, int]]) -> None:
-        columns = [[c.scope for c, _ in claims], [c.key for c, _ in claims], [c.request_hash for c, _ in claims],
-                   [seq for _, seq in claims]]  # fmt: skip
+        columns = _claim_arguments(claims)
         if self._appending is None:
             await self._conn.execute(_SETTLE, *columns)
         else:  # sent with the append that waits
-            self._appending[_APPENDED:] = columns
+            self._appending[_CLAIMS_FROM:] = columns
 
     async def add_key(self, key: KeyRow) -> None:
         await self._conn.execute(
@@ -134,29 +133,8 @@ class _Write(PostgresProjectionWrites):
         checkpoint: tuple[int, bytes] | None,
     ) -> None:
         await self.flush()
-        if checkpoint is None:
-            checkpoint = (-1, b"")
         self._frontier = {}
-        self._appending = [
-            [e.seq for e in events],
-            [e.stream for e in events],
-            [e.version for e in events],
-            [e.event["type"] for e in events],
-            [datetime.fromisoformat(e.event["recorded_at"]) for e in events],
-            [e.leaf for e in events],
-            [e.leaf_hash for e in events],
-            [k[0] for k, _ in nodes],
-            [k[1] for k, _ in nodes],
-            [h for _, h in nodes],
-            [d.digest for _, d in disclosures],
-            [seq for seq, _ in disclosures],
-            [d.category for _, d in disclosures],
-            [d.field for _, d in disclosures],
-            [d.disclosure for _, d in disclosures],
-            checkpoint[0],
-            checkpoint[1],
-            [], [], [], [],  # the Idempotency-Keys the events settle (settle_claims)
-        ]  # fmt: skip
+        self._appending = _append_arguments(Batch(events, nodes, disclosures, checkpoint))
 
     async def save_versions(self, versions: VersionSet, name: str, position: int) -> None:
         if self._appending is None:
@@ -169,6 +147,14 @@ class _Write(PostgresProjectionWrites):
         if self._appending is not None:
             appending, self._appending = self._appending, None
             await self._conn.execute(_APPEND, *appending)
+
+
+def _shifted(part: str, by: int) -> str:
+    return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + by}", part)
+
+
+def _parameters(first: int, last: int) -> str:
+    return ", ".join(f"${n}" for n in range(first, last + 1))
 
 
 # The end of the log, where its newest key took over, the versions of the streams asked for
@@ -202,35 +188,54 @@ LEFT JOIN LATERAL (
 ) AS f ON true
 """
 
-# A batch's events, the tree nodes they complete, their disclosures and a checkpoint.
-_APPEND_PARTS = (
-    """INSERT INTO events (seq, stream, version, type, recorded_at, leaf, leaf_hash)
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::timestamptz[], $6::bytea[],
-                         $7::bytea[])""",
-    "INSERT INTO tree_nodes (level, idx, hash) SELECT * FROM unnest($8::smallint[], $9::bigint[], $10::bytea[])",
-    """INSERT INTO disclosures (digest, seq, category, field, disclosure)
-    SELECT * FROM unnest($11::text[], $12::bigint[], $13::text[], $14::text[], $15::bytea[])""",
-    """INSERT INTO checkpoints (size, note) SELECT $16::bigint, $17::bytea WHERE $16::bigint >= 0
-    ON CONFLICT DO NOTHING""",
-    # The batch's Idempotency-Keys, each with the seq its request recorded (none is taken: the
-    # writer asked, under the lock); a claim an earlier version left unsettled is taken over.
-    """INSERT INTO idempotency (scope, key, request_hash, seq)
-    SELECT * FROM unnest($18::text[], $19::text[], $20::text[], $21::bigint[])
-    ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, seq = excluded.seq, created_at = now()
-    WHERE idempotency.seq IS NULL AND idempotency.status IS NULL""",
-)
-_APPENDED = 17  # the parameters before the Idempotency-Keys'
-
-
-def _shifted(part: str, by: int) -> str:
-    return re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + by}", part)
-
-
-_APPEND = one_statement(_APPEND_PARTS)
+# A batch's events, the tree nodes they complete, their disclosures, a checkpoint and the
+# Idempotency-Keys they settle go in through functions of migration 0011: append_batch under
+# the lock this transaction holds; append_at, for a batch sealed ahead, taking it itself.
+_APPEND = f"SELECT append_batch({_parameters(1, 21)})"
 _APPEND_AND_SAVE = one_statement(  # the projection's parameters follow the append's 21
-    _APPEND_PARTS + tuple(_shifted(part, 21) for part in SAVE_PARTS)
+    (*(_shifted(part, 21) for part in SAVE_PARTS), _APPEND)
 )
-_SETTLE = _shifted(_APPEND_PARTS[-1], -_APPENDED)
+_APPEND_AT = f"SELECT append_at({_parameters(1, 29)})"  # what the batch assumed (8), then the append's 21
+_SETTLE = f"SELECT settle_claims({_parameters(1, 4)})"
+_CLAIMS_FROM = 17  # the parameters of the append before the Idempotency-Keys'
+
+
+def _append_arguments(batch: Batch) -> list[Any]:
+    """The 21 arguments of append_batch."""
+    events, nodes, disclosures = batch.events, batch.nodes, batch.disclosures
+    size, note = batch.checkpoint if batch.checkpoint is not None else (-1, b"")
+    return [
+        [e.seq for e in events],
+        [e.stream for e in events],
+        [e.version for e in events],
+        [e.event["type"] for e in events],
+        [datetime.fromisoformat(e.event["recorded_at"]) for e in events],
+        [e.leaf for e in events],
+        [e.leaf_hash for e in events],
+        [k[0] for k, _ in nodes],
+        [k[1] for k, _ in nodes],
+        [h for _, h in nodes],
+        [d.digest for _, d in disclosures],
+        [seq for seq, _ in disclosures],
+        [d.category for _, d in disclosures],
+        [d.field for _, d in disclosures],
+        [d.disclosure for _, d in disclosures],
+        size,
+        note,
+        *_claim_arguments(batch.claims),
+    ]
+
+
+def _claim_arguments(claims: Sequence[tuple[Claim, int]]) -> list[list[Any]]:
+    return [[c.scope for c, _ in claims], [c.key for c, _ in claims], [c.request_hash for c, _ in claims],
+            [seq for _, seq in claims]]  # fmt: skip
+
+
+def _assumed_arguments(at: Assumed) -> list[Any]:
+    """The 8 arguments of append_at before the batch's: where the batch assumed the log ends."""
+    claims = sorted(at.claims)
+    return [at.size, at.last_leaf_hash, at.keys_from, list(at.versions), list(at.versions.values()),
+            [c[0] for c in claims], [c[1] for c in claims], [c in at.taken for c in claims]]  # fmt: skip
 
 
 def _unzipped(row: asyncpg.Record, *columns: str) -> list[Any]:
@@ -330,6 +335,12 @@ class PostgresStore(PostgresProjectionReads):
             tx = _Write(conn)
             yield tx
             await tx.flush()
+
+    async def append_at(self, at: Assumed, batch: Batch) -> bool:
+        """One statement, append_at (migration 0011), committed as it returns: one round trip."""
+        arguments = _assumed_arguments(at) + _append_arguments(batch)
+        async with _reachable(self.url), self._pool.acquire() as conn:
+            return bool(await conn.fetchval(_APPEND_AT, *arguments))
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with _reachable(self.url):

@@ -1,4 +1,5 @@
-"""A batch on PostgreSQL is four round trips, whichever process wrote the batch before it;
+"""A batch on PostgreSQL is four round trips, whichever process wrote the batch before it; one
+sealed ahead by a writer that keeps no projection inline is one, unless the log moved on;
 current decisions asked together are one.
 
 The writer holds the log's lock from the first to the last, so each round trip it saves
@@ -89,6 +90,48 @@ async def test_a_batch_whose_appends_carry_idempotency_keys_is_four_round_trips_
         await writer.close()
     assert len(sent) == 4 + 3, sent  # the keys are read with the head and settled with the events
     assert sent[4].startswith("BEGIN")  # the refused batch: its key was found taken with the head
+
+
+async def test_a_batch_sealed_ahead_by_a_writer_without_projectors_is_one_round_trip(
+    stores: tuple[PostgresStore, PostgresStore], signer: Signer
+) -> None:
+    first, _ = stores
+    writer = Writer(first, signer)
+    await writer.start()
+    try:
+        await writer.append(issued("P-1"))  # now the writer knows where the log ends: the next is sealed ahead
+        await writer.append(issued("P-2"))  # (the connection learns the types of append_at's arguments)
+        sent = await statements_of(first)
+        recorded = await writer.append(issued("P-3"))
+    finally:
+        await writer.close()
+    assert recorded.seq == 2
+    assert writer.sealed_ahead == 2
+    assert len(sent) == 1, sent  # the lock, the check of what the batch assumed, the rows, committed
+    assert sent[0].startswith("SELECT append_at(")
+
+
+async def test_a_batch_sealed_ahead_of_a_log_another_writer_moved_on_then_takes_four(
+    stores: tuple[PostgresStore, PostgresStore], signer: Signer
+) -> None:
+    first, second = stores
+    mine, theirs = Writer(first, signer), Writer(second, signer)
+    await mine.start()
+    await theirs.start()
+    try:
+        await mine.append(issued("P-1"))
+        await mine.append(issued("P-2"))  # sealed ahead (the connection learns append_at's argument types)
+        await theirs.append(issued("P-3"))
+        sent = await statements_of(first)
+        recorded = await mine.append(issued("P-4"))
+    finally:
+        await mine.close()
+        await theirs.close()
+    assert recorded.seq == 3
+    assert (mine.sealed_ahead, mine.sealed_again) == (1, 1)
+    assert len(sent) == 1 + 4, sent  # append_at stored nothing; then BEGIN and the lock, the head, the append, COMMIT
+    assert sent[0].startswith("SELECT append_at(")
+    assert sent[1].startswith("BEGIN")
 
 
 async def test_current_decisions_asked_together_are_read_in_one_statement(

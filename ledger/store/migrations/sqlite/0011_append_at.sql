@@ -1,0 +1,4 @@
+-- On PostgreSQL this migration makes a batch's rows go in through functions, one of which
+-- checks, under the log's lock, where a batch sealed ahead assumed the log ends (see
+-- postgres/0011). SQLite runs in the writer's process, where reading the head under the
+-- lock costs no round trip: nothing to change here.
