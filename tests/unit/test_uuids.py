@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from ledger.uuids import random_uuid
+from ledger.uuids import _made, random_uuid
 
 
 def test_an_id_is_a_version_4_uuid_written_as_uuid4_writes_it() -> None:
@@ -14,6 +14,12 @@ def test_an_id_is_a_version_4_uuid_written_as_uuid4_writes_it() -> None:
     assert parsed.version == 4
     assert parsed.variant == uuid.RFC_4122
     assert str(parsed) == text
+
+
+def test_ids_are_what_uuid_makes_of_the_same_entropy() -> None:
+    entropy = os.urandom(16 * 64)
+    expected = [str(uuid.UUID(bytes=entropy[i : i + 16], version=4)) for i in range(0, len(entropy), 16)]
+    assert _made(entropy) == expected
 
 
 def test_ids_do_not_repeat_across_many_reads_of_entropy() -> None:
