@@ -3,6 +3,7 @@ lock the log is where the batch assumed; else nothing is stored. On every backen
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 
 import pytest
@@ -100,3 +101,15 @@ async def test_a_batch_assuming_a_key_free_that_was_settled_meanwhile_stores_not
     assert not await append_at(log, next_, next_.at)
     assert await log.log_size() == 5
     assert await log.find_idempotency(CLAIM.scope, CLAIM.key) == Remembered(CLAIM.request_hash, None, None, 2)
+
+
+async def test_a_batch_that_waited_for_the_lock_is_checked_on_what_committed_meanwhile(
+    log: Store, signer: Signer
+) -> None:
+    next_ = await sealed_next(log, signer)
+    async with log.write() as tx:  # another writer holds the lock...
+        waiting = asyncio.create_task(append_at(log, next_, next_.at))
+        await asyncio.sleep(0.3)  # ...while the batch asks for it
+        await tx.settle_claims([(CLAIM, 2)])  # and settles the batch's key before it lets go
+    assert not await waiting
+    assert await log.log_size() == 5
