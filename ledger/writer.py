@@ -20,8 +20,10 @@ and what it assumed to the store (``Store.append_at``), which checks and stores 
 transaction of its own: on PostgreSQL one statement, one round trip where lock, head,
 append and commit take four. Projectors read, under the lock, the versions a batch
 continues, so with them the batch takes the four. When another process moved the log on
-(the guess missed), the writer seals under the lock for the next ``PLAIN_AFTER_MISS`` batches; where several
-processes are known to take turns at the lock (``seal_ahead=False``), it always does.
+(the guess missed), the writer seals under the lock for the next ``PLAIN_AFTER_MISS``
+batches (not when the log ends where guessed and only a version or key this writer had
+forgotten, or never read, was not); where several processes are known to take turns at
+the lock (``seal_ahead=False``), it always does.
 While a batch is sealed ahead, the event loop gets a turn before each event is signed, so
 that the batch committing meanwhile is not kept waiting for its replies.
 """
@@ -351,8 +353,10 @@ class Writer:
             head, new_head, outcomes, nodes = sealed.head, sealed.new_head, sealed.outcomes, sealed.nodes
             self.sealed_ahead, sealing = self.sealed_ahead + 1, "ahead"
         else:
-            if sealed is not None:  # another process moved the log on (or the batch before failed)
-                self._plain_for, self.sealed_again, sealing = PLAIN_AFTER_MISS, self.sealed_again + 1, "again"
+            if sealed is not None:  # the guess missed
+                self.sealed_again, sealing = self.sealed_again + 1, "again"
+                if not sealed.assumed.ends_at(found):  # another process moved the log on (or the batch before failed)
+                    self._plain_for = PLAIN_AFTER_MISS
             head = await self._load_head(tx, found)
             versions, taken = dict(found.versions), set(found.taken)
             new_head, outcomes, nodes = await self._seal(batch, head, versions, taken, turns=False)

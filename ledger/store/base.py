@@ -66,11 +66,14 @@ class Assumed:
     claims: frozenset[tuple[str, str]]  # the Idempotency-Keys the batch claims
     taken: frozenset[tuple[str, str]]  # of those, the ones settled before it
 
+    def ends_at(self, found: HeadRow) -> bool:
+        """Whether the log ``found`` ends where assumed (same size and last leaf)."""
+        return found.size == self.size and (not found.size or found.last_leaf_hash == self.last_leaf_hash)
+
     def holds(self, found: HeadRow) -> bool:
         """Whether the log ``found`` under the lock is as assumed."""
         return (
-            found.size == self.size
-            and (not found.size or found.last_leaf_hash == self.last_leaf_hash)
+            self.ends_at(found)
             and found.keys_from <= self.keys_from
             and all(found.versions.get(s, 0) == v for s, v in self.versions.items())
             and found.taken == self.taken

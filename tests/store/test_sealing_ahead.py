@@ -7,6 +7,9 @@ import asyncio
 import base64
 import itertools
 
+import pytest
+
+from ledger import writer as writer_module
 from ledger.auditing import audit_store
 from ledger.events import Claim, Draft, Recorded
 from ledger.signing import Signer
@@ -82,6 +85,22 @@ async def test_a_batch_sealed_ahead_of_a_log_another_writer_moved_on_is_sealed_a
     assert [e.version for e in (first, second, third)] == [1, 2, 3]
     assert chained([first, second, third])
     assert await audited(store, signer) == 3
+
+
+async def test_a_guess_missed_only_on_a_stream_the_writer_forgot_leaves_it_sealing_ahead(
+    store: Store, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "_KNOWN_LIMIT", 2)  # streams remembered: beyond it, all forgotten
+    writer = Writer(store, signer)
+    await writer.start()
+    for stream in ("policy/P-1", "policy/P-2", "policy/P-3", "policy/P-4"):  # P-1 forgotten at P-4
+        await writer.append(draft(stream))
+    again = await writer.append(draft("policy/P-1"))  # guessed new, found at version 1
+    ahead = writer.sealed_ahead
+    await writer.append(draft("policy/P-5"))
+    await writer.close()
+    assert (again.version, writer.sealed_again) == (2, 1)
+    assert writer.sealed_ahead == ahead + 1  # no other process moved the log: the next goes on ahead
 
 
 async def test_a_writer_told_that_processes_take_turns_seals_under_the_lock(store: Store, signer: Signer) -> None:

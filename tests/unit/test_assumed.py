@@ -55,3 +55,9 @@ def test_a_key_assumed_taken_that_is_free_does_not_hold() -> None:
 
 def test_an_empty_log_is_where_an_empty_head_is() -> None:
     assert Assumed(0, b"", 0, {}, frozenset(), frozenset()).holds(HeadRow(0, {}, b"", "", 0))
+
+
+def test_a_log_ending_where_assumed_with_a_stream_moved_ends_there_but_does_not_hold() -> None:
+    guess = assumed({"policy/P-1": 1})
+    assert guess.ends_at(found())
+    assert not guess.holds(found())
