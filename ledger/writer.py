@@ -13,9 +13,9 @@ Sealing ahead: once this writer knows where the log will end (its last batch sea
 next batch is sealed before it has the lock, on that end and the versions and keys this
 writer last saw, while the batch before it commits: signing, the bulk of a batch's work,
 then overlaps the database's. Under the lock the log is checked to be where the batch
-assumed (``Assumed``: same size, last leaf and signing key; same versions and taken keys for
-its streams and keys); sealing is a function of exactly those, so the batch goes in as
-sealed, or is sealed again on what was read. A writer without projectors hands the batch
+assumed (``Assumed``: same size and last leaf; same versions and taken keys for its streams
+and keys; no newer signing key); sealing is a function of exactly those, so the batch goes in
+as sealed, or is sealed again on what was read. A writer without projectors hands the batch
 and what it assumed to the store (``Store.append_at``), which checks and stores it in one
 transaction of its own: on PostgreSQL one statement, one round trip where lock, head,
 append and commit take four. Projectors read, under the lock, the versions a batch
@@ -199,7 +199,7 @@ class Writer:
         """Form batches; while one sealed ahead commits, seal the next (two at most in flight)."""
         committing: asyncio.Task[None] | None = None
         task: asyncio.Task[None] | None = None
-        locked = asyncio.Event()  # set once the batch committing holds the lock (or gave up on it)
+        locked = asyncio.Event()  # set once the batch committing holds the lock, or has committed or given up
         locked.set()
         try:
             while True:

@@ -41,8 +41,8 @@ _UNREACHABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError
 @asynccontextmanager
 async def _reachable(url: str) -> AsyncIterator[None]:
     """PostgreSQL's failures as the ledger's: out of reach, out of room, giving up on a
-    statement, taking no writes or refusing us, text it cannot hold (a NUL), or no log in the
-    database."""
+    statement, taking no writes or refusing us, text it cannot hold (a NUL), no log in the
+    database, or one not migrated to this version."""
     try:
         yield
     except _UNREACHABLE as e:
@@ -61,6 +61,9 @@ async def _reachable(url: str) -> AsyncIterator[None]:
     except asyncpg.UndefinedTableError:
         raise NotFound(f"the database at {_redact(url)} holds no log yet: run 'policy-ledger migrate', or check "
                        "LEDGER_DATABASE_URL") from None  # fmt: skip
+    except asyncpg.UndefinedFunctionError as e:  # a log migrated by an earlier version
+        raise Unavailable(f"the log at {_redact(url)} lacks what this version needs ({e}): run 'policy-ledger "
+                          "migrate'") from None  # fmt: skip
     except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError,
             asyncpg.InvalidSchemaNameError, asyncpg.InvalidPasswordError) as e:  # fmt: skip
         raise Unavailable(f"PostgreSQL at {_redact(url)} refused the connection: {e}") from None

@@ -1,22 +1,29 @@
 """A batch sealed ahead of the lock is stored, in a transaction of its own, only if under the
-lock the log is where the batch assumed; else nothing is stored. On every backend."""
+lock the log is where the batch assumed; else nothing is stored. On every backend; then on
+PostgreSQL, where it is one statement: at other isolation levels than READ COMMITTED, and
+where it fails."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 import pytest
 
 from ledger.auditing import audit_store
 from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.errors import Unavailable
 from ledger.events import Claim, Recorded, check_draft, seal_event
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.signing import Signer
 from ledger.store.base import Assumed, Batch, Remembered, Store
+from ledger.store.postgres import PostgresStore
 from ledger.verify import TrustedKey
 from ledger.writer import Writer
+from tests.backends import Backend, postgres_backend
 from tests.store.test_contract import draft
+from tests.store.test_sealing_ahead import audited
 
 CLAIM = Claim("policy-officer:1", "key-1", "0" * 64)
 
@@ -113,3 +120,42 @@ async def test_a_batch_that_waited_for_the_lock_is_checked_on_what_committed_mea
         await tx.settle_claims([(CLAIM, 2)])  # and settles the batch's key before it lets go
     assert not await waiting
     assert await log.log_size() == 5
+
+
+@pytest.fixture
+async def postgres(postgres_url: str) -> AsyncIterator[Backend]:
+    async with postgres_backend(postgres_url) as backend:
+        yield backend
+
+
+async def test_under_repeatable_read_postgresql_stores_nothing_by_append_at(postgres: Backend, signer: Signer) -> None:
+    # Its snapshot would be taken before the wait for the lock, and hide what committed meanwhile.
+    settings = {"search_path": str(postgres.schema), "default_transaction_isolation": "repeatable read"}
+    store = await PostgresStore.open(postgres.url, server_settings=settings)
+    try:
+        writer = Writer(store, signer)
+        await writer.start()
+        await writer.append(draft("policy/P-1"))
+        next_ = await sealed_next(store, signer)
+        stored = await append_at(store, next_, next_.at)
+        await asyncio.gather(*(writer.append(draft(f"policy/P-{i}")) for i in range(2, 40)))
+        await writer.close()
+        assert not stored
+        assert writer.sealed_ahead > 0  # sealed ahead, and found to hold by the head read under the lock
+        assert await audited(store, signer) == 39
+    finally:
+        await store.close()
+
+
+async def test_an_append_at_that_fails_fails_its_batch_only(postgres: Backend, signer: Signer) -> None:
+    await postgres.execute("DROP FUNCTION append_at")  # a log migrated by an earlier version
+    writer = Writer(postgres.store, signer)
+    await writer.start()
+    await writer.append(draft("policy/P-1"))
+    failed = await asyncio.gather(writer.append(draft("policy/P-2")), return_exceptions=True)  # sealed ahead
+    after = await writer.append(draft("policy/P-3"))  # the writer forgot where the log ends: under the lock
+    await writer.close()
+    assert isinstance(failed[0], Unavailable)
+    assert "policy-ledger migrate" in str(failed[0])
+    assert after.seq == 1
+    assert await audited(postgres.store, signer) == 2

@@ -87,6 +87,23 @@ async def test_a_batch_sealed_ahead_of_a_log_another_writer_moved_on_is_sealed_a
     assert await audited(store, signer) == 3
 
 
+async def test_a_checkpoint_due_as_a_batch_sealed_ahead_misses_is_signed_where_the_batch_goes_in(
+    store: Store, signer: Signer
+) -> None:
+    one, two = Writer(store, signer, checkpoint_interval=0.05), Writer(store, signer, checkpoint_interval=0.05)
+    await one.start()
+    await two.start()
+    await one.append(draft("policy/P-1"))
+    await two.append(draft("policy/P-2"))
+    await asyncio.sleep(0.1)  # a checkpoint is due at one's next batch
+    third = await one.append(draft("policy/P-3"))  # guesses the log ends at 1, finds it at 2
+    checkpoint = await store.checkpoint(3)  # before one's timer could sign one for what is left
+    await one.close()
+    await two.close()
+    assert (third.seq, one.sealed_again) == (2, 1)
+    assert checkpoint is not None
+
+
 async def test_a_guess_missed_only_on_a_stream_the_writer_forgot_leaves_it_sealing_ahead(
     store: Store, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,8 +7,13 @@
 -- stores it: a batch in one statement, committed as it returns, where a transaction of
 -- lock, head, append and commit takes four round trips. When the log is not where assumed,
 -- it stores nothing and returns false: the writer seals the batch again under the lock.
--- Each statement in a function sees what committed before it began, so the checks see
--- everything committed before the lock was had.
+-- Under READ COMMITTED each statement in a function sees what committed before it began, so
+-- the checks see everything committed before the lock was had. Under REPEATABLE READ or
+-- SERIALIZABLE (a database or role whose default is set so) the calling statement's snapshot,
+-- taken before the wait for the lock, would hide what committed meanwhile: there append_at
+-- returns false at once, and every batch takes the longer way (BEGIN and LOCK, then the head
+-- read, whose snapshot is taken after the lock). The wait for the lock and the inserts are one
+-- statement: a statement_timeout covers both together.
 
 CREATE FUNCTION settle_claims(claim_scopes text[], claim_keys text[], claim_hashes text[], claim_seqs bigint[])
 RETURNS void LANGUAGE plpgsql AS $$
@@ -55,6 +60,9 @@ CREATE FUNCTION append_at(
     claim_scopes text[], claim_keys text[], claim_hashes text[], claim_seqs bigint[]
 ) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RETURN false;
+    END IF;
     LOCK TABLE events IN EXCLUSIVE MODE;  -- as every writer's transaction takes it first
     IF coalesce((SELECT e.seq + 1 FROM events e ORDER BY e.seq DESC LIMIT 1), 0) <> at_size
        OR (at_size > 0 AND (SELECT e.leaf_hash FROM events e WHERE e.seq = at_size - 1) <> at_leaf_hash)
