@@ -159,3 +159,22 @@ async def test_an_append_at_that_fails_fails_its_batch_only(postgres: Backend, s
     assert "policy-ledger migrate" in str(failed[0])
     assert after.seq == 1
     assert await audited(postgres.store, signer) == 2
+
+
+async def test_an_append_at_kept_waiting_past_the_lock_timeout_is_refused_for_a_retry(
+    postgres: Backend, signer: Signer
+) -> None:
+    writer = Writer(postgres.store, signer)
+    await writer.start()
+    await writer.append(draft("policy/P-1"))
+    await writer.close()
+    next_ = await sealed_next(postgres.store, signer)
+    settings = {"search_path": str(postgres.schema), "lock_timeout": "100ms"}
+    store = await PostgresStore.open(postgres.url, server_settings=settings)
+    try:
+        async with postgres.store.write():  # another writer holds the lock
+            with pytest.raises(Unavailable, match="retry"):
+                await append_at(store, next_, next_.at)
+    finally:
+        await store.close()
+    assert await postgres.store.log_size() == 1
