@@ -8,12 +8,14 @@ every row then costs more with every append, on each batch of every writer.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 
+from ledger.store.migrations import migrations
 from ledger.store.postgres import _HEAD, _NODES, PostgresStore
 from ledger.store.postgres_projections import _DECISION_NOW, _DECISIONS_NOW, _OPEN
 
@@ -83,6 +85,27 @@ async def test_the_head_reads_whether_a_batch_s_idempotency_keys_are_taken_by_th
     found = await generic_plan(fresh, _HEAD, *_HEAD_ARGUMENTS)
     assert "Index Scan using idempotency_pkey" in found
     assert "Seq Scan on idempotency" not in found
+
+
+def append_at_checks() -> str:
+    """The checks append_at (migration 0011) makes under the lock, as one query of its arguments."""
+    function = dict(migrations("postgres"))["0011_append_at"]
+    checks = re.search(r"LOCK TABLE events IN EXCLUSIVE MODE;.*?IF (.*?)\n\s*THEN", function, re.S)
+    assert checks is not None
+    names = ["at_size", "at_leaf_hash", "at_keys_from", "at_streams", "at_versions", "at_scopes", "at_keys", "at_taken"]
+    return "SELECT " + re.sub(r"\bat_\w+\b", lambda m: f"${names.index(m[0]) + 1}", checks[1])
+
+
+async def test_append_at_checks_the_log_the_streams_and_the_keys_by_their_keys(fresh: asyncpg.Connection) -> None:
+    types = "bigint, bytea, bigint, text[], integer[], text[], text[], boolean[]"
+    found = await generic_plan(
+        fresh, append_at_checks(), types, "5, '\\x00', 0, '{policy/P-1}', '{1}', '{a}', '{b}', '{f}'"
+    )
+    assert "Index Only Scan Backward using events_pkey" in found  # the last seq
+    assert "Index Scan using events_pkey" in found  # the last leaf
+    assert "using events_stream_version_key" in found  # each stream's version
+    assert "Index Scan using idempotency_pkey" in found
+    assert seq_scanned(found) <= {"log_keys"}  # a row per key the log has had
 
 
 async def test_the_open_versions_a_batch_continues_are_read_by_their_key(fresh: asyncpg.Connection) -> None:
