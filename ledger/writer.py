@@ -254,7 +254,7 @@ class Writer:
     async def _commit(
         self, batch: list[_Pending], sealed: _Sealed | None, after: asyncio.Event, locked: asyncio.Event
     ) -> None:
-        """Commit ``batch`` once the batch before it holds the lock (``after``); one not ``sealed``
+        """Commit ``batch`` once the batch before it holds the lock or is done (``after``); one not ``sealed``
         ahead takes what else is queued once the lock is held (it grows in place): while
         another process holds the lock, appends queue here."""
         started = time.perf_counter()
