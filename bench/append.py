@@ -11,7 +11,9 @@ machine's CPU time a hypervisor took meanwhile (steal), which lowers every figur
 event loop it ran on, the service's (``ledger.event_loop``: uvloop where installed).
 PostgreSQL keeps fsync on.
 The writer seals each batch ahead of the lock while the one before commits, so C appenders
-make batches of about C/2: one committing, one being signed.
+make batches of about C/2: one committing, one being signed. It keeps no projection inline
+(the service's writer does), so each batch goes to PostgreSQL in one statement, one round
+trip (``Store.append_at``).
 
 The process's cycle collector is set as a serving process sets it once it serves
 (``api.serving.settle_collector``): else its first full passes over the start-up objects,
