@@ -140,7 +140,7 @@ class Writer:
         # second event against 12,828 with one every event, five pairs of runs taken in turn)
         self._turns = 1 if self._projectors else 2
         self.sealed_ahead = 0  # batches that went in as sealed ahead of the lock
-        self.sealed_again = 0  # batches sealed ahead that found the log moved on, and sealed again
+        self.sealed_again = 0  # batches sealed ahead that found the log not as assumed, and sealed again
         self._key_from = 0  # the seq from which the log lists this writer's key (known once started)
         self._checkpointed_at = 0.0
         self._checkpointed_size = 0
