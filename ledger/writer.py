@@ -57,7 +57,7 @@ from ledger.events import (
 from ledger.merkle import NodeKey, frontier_keys, frontier_root, perfect_nodes_completed
 from ledger.read_cache import Commits
 from ledger.signing import Signer
-from ledger.store.base import Assumed, Batch, HeadRow, KeyRow, Store, WriteTransaction
+from ledger.store.base import Assumed, Batch, HeadRow, KeyRow, Store, WriteTransaction, store_batch
 
 __all__ = ["PLAIN_AFTER_MISS", "Projector", "Sealing", "Writer"]
 
@@ -369,9 +369,7 @@ class Writer:
         recorded, disclosures, claims = _stored(batch, outcomes)
         if not recorded:
             return head, outcomes, sealing
-        await tx.append(recorded, nodes, disclosures, self._maybe_checkpoint(new_head))
-        if claims:
-            await tx.settle_claims(claims)
+        await store_batch(tx, Batch(recorded, nodes, disclosures, self._maybe_checkpoint(new_head), claims))
         for projector in self._projectors:  # same transaction: rows and positions commit with the events
             await projector.project(tx, recorded)
         return new_head, outcomes, sealing

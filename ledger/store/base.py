@@ -31,6 +31,7 @@ __all__ = [
     "append_if_at",
     "paged_leaves",
     "sqlite_path",
+    "store_batch",
 ]
 
 
@@ -303,13 +304,18 @@ class Store(Protocol):
     async def revoke_token(self, token_id: str) -> bool: ...
 
 
+async def store_batch(tx: WriteTransaction, batch: Batch) -> None:
+    """Store ``batch`` in ``tx``, which holds the lock: its rows, then the keys its events settle."""
+    await tx.append(batch.events, batch.nodes, batch.disclosures, batch.checkpoint)
+    if batch.claims:
+        await tx.settle_claims(batch.claims)
+
+
 async def append_if_at(tx: WriteTransaction, at: Assumed, batch: Batch) -> bool:
     """:meth:`Store.append_at` in ``tx``, by reading the head and then writing."""
     if not at.holds(await tx.head(sorted(at.versions), sorted(at.claims))):
         return False
-    await tx.append(batch.events, batch.nodes, batch.disclosures, batch.checkpoint)
-    if batch.claims:
-        await tx.settle_claims(batch.claims)
+    await store_batch(tx, batch)
     return True
 
 
