@@ -83,8 +83,9 @@ class Assumed:
 
 @dataclass(frozen=True)
 class Batch:
-    """What a batch stores: its events, the subtrees they complete, their disclosures, a
-    checkpoint (size, signed note) and the Idempotency-Keys they settle (each with its seq)."""
+    """What a batch stores: its events (of consecutive seqs, sealed at one time), the subtrees
+    they complete, their disclosures, a checkpoint (size, signed note) and the
+    Idempotency-Keys they settle (each with its seq)."""
 
     events: Sequence[Recorded]
     nodes: Sequence[tuple[NodeKey, bytes]]
@@ -130,7 +131,8 @@ class WriteTransaction(Protocol):
         disclosures: Sequence[tuple[int, Disclosure]],
         checkpoint: tuple[int, bytes] | None,
     ) -> None:
-        """Store a batch: its leaves, the subtrees they complete, disclosures, a checkpoint."""
+        """Store a batch: its leaves (of consecutive seqs, sealed at one time), the subtrees
+        they complete, disclosures, a checkpoint."""
         ...
 
     async def read_leaves(self, start: int, end: int) -> list[LeafRow]:

@@ -192,8 +192,9 @@ LEFT JOIN LATERAL (
 """
 
 # A batch's events, the tree nodes they complete, their disclosures, a checkpoint and the
-# Idempotency-Keys they settle go in through functions of migration 0011: append_batch under
-# the lock this transaction holds; append_at, for a batch sealed ahead, taking it itself.
+# Idempotency-Keys they settle go in through functions of migrations 0011 and 0012:
+# append_batch under the lock this transaction holds; append_at, for a batch sealed ahead,
+# taking it itself.
 _APPEND = f"SELECT append_batch({_parameters(1, 21)})"
 _APPEND_AND_SAVE = one_statement(  # the projection's parameters follow the append's 21
     (*(_shifted(part, 21) for part in SAVE_PARTS), _APPEND)
@@ -204,20 +205,25 @@ _CLAIMS_FROM = 17  # the parameters of the append before the Idempotency-Keys'
 
 
 def _append_arguments(batch: Batch) -> list[Any]:
-    """The 21 arguments of append_batch."""
+    """The 21 arguments of append_batch: a batch's first seq and time once (its events hold
+    consecutive seqs and one time, as the writer seals them), and its hashes as one bytea each."""
     events, nodes, disclosures = batch.events, batch.nodes, batch.disclosures
+    first = events[0].seq if events else 0
+    times = {e.event["recorded_at"] for e in events}
+    if len(times) > 1 or any(e.seq != first + i for i, e in enumerate(events)):
+        raise ValueError("a batch's events must hold consecutive seqs and one recorded_at")
     size, note = batch.checkpoint if batch.checkpoint is not None else (-1, b"")
     return [
-        [e.seq for e in events],
+        first,
         [e.stream for e in events],
         [e.version for e in events],
         [e.event["type"] for e in events],
-        [datetime.fromisoformat(e.event["recorded_at"]) for e in events],
+        datetime.fromisoformat(times.pop()) if times else None,
         [e.leaf for e in events],
-        [e.leaf_hash for e in events],
+        b"".join(e.leaf_hash for e in events),
         [k[0] for k, _ in nodes],
         [k[1] for k, _ in nodes],
-        [h for _, h in nodes],
+        b"".join(h for _, h in nodes),
         [d.digest for _, d in disclosures],
         [seq for seq, _ in disclosures],
         [d.category for _, d in disclosures],
@@ -340,7 +346,7 @@ class PostgresStore(PostgresProjectionReads):
             await tx.flush()
 
     async def append_at(self, at: Assumed, batch: Batch) -> bool:
-        """One statement, append_at (migration 0011), committed as it returns: one round trip."""
+        """One statement, append_at (migrations 0011 and 0012), committed as it returns: one round trip."""
         arguments = _assumed_arguments(at) + _append_arguments(batch)
         async with _reachable(self.url), self._pool.acquire() as conn:
             return bool(await conn.fetchval(_APPEND_AT, *arguments))

@@ -1,0 +1,3 @@
+-- On PostgreSQL this migration has a batch's first seq, its time and its hashes passed to the
+-- functions that store it once each, not as an array element per event (see postgres/0012).
+-- SQLite stores a batch's rows from the writer's process: nothing to change here.
