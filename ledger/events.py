@@ -6,7 +6,7 @@ bytes, signature included, are the Merkle leaf. No I/O here.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import functools
 import json
 import re
@@ -226,21 +226,22 @@ _FORMAT = str(FORMAT_VERSION).encode()
 
 
 def _leaf_parts(
-    checked: Checked, origin: str, *, seq: int, version: int, recorded_at: str, prev: bytes, key_id: str
-) -> tuple[list[bytes], list[bytes]]:
+    checked: Checked, origin: str, *, seq: int, version: int, recorded_at: str, prev64: bytes, key_id: str
+) -> tuple[bytes, bytes]:
     """The canonical event, unsigned, in two parts: its ``sig`` member goes between them.
+    ``prev64`` is ``prev`` in base64.
 
     Every top-level key is ASCII and fixed, so writing them in RFC 8785 order (here, by
     hand) around canonical values gives exactly ``canonical(event)``; tests hold it to that.
     """
     id_, schema, stream, type_ = checked.strings
-    return [
+    return b"".join((
         b'{"actor":', checked.actor, b',"data":', checked.data, b',"id":', id_, b',"key_id":', _constant(key_id),
-        b',"log":', _constant(origin), b',"prev":"', base64.b64encode(prev), b'","recorded_at":',
-        _constant(recorded_at), b',"schema":', schema, b',"seq":', str(seq).encode(),
-    ], [
+        b',"log":', _constant(origin), b',"prev":"', prev64, b'","recorded_at":', _constant(recorded_at),
+        b',"schema":', schema, b',"seq":', str(seq).encode(),
+    )), b"".join((
         b',"stream":', stream, b',"type":', type_, b',"v":', _FORMAT, b',"version":', str(version).encode(), b"}"
-    ]  # fmt: skip
+    ))  # fmt: skip
 
 
 def _string(text: str) -> bytes:
@@ -259,11 +260,11 @@ def _constant(text: str) -> bytes:
 
 def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, recorded_at: str, prev: bytes) -> Recorded:
     """Sign a checked draft at its place in the log and return its leaf."""
-    key_id = signer.key_id.hex()
-    head, tail = _leaf_parts(checked, signer.name, seq=seq, version=version, recorded_at=recorded_at, prev=prev,
+    key_id, prev64 = signer.key_id.hex(), binascii.b2a_base64(prev, newline=False)
+    head, tail = _leaf_parts(checked, signer.name, seq=seq, version=version, recorded_at=recorded_at, prev64=prev64,
                              key_id=key_id)  # fmt: skip
-    sig = base64.b64encode(signer.sign(b"".join((EVENT_CONTEXT, *head, *tail))))
-    leaf = b"".join((*head, b',"sig":"', sig, b'"', *tail))  # "sig" sorts between "seq" and "stream"
+    sig = binascii.b2a_base64(signer.sign(EVENT_CONTEXT + head + tail), newline=False)
+    leaf = b"".join((head, b',"sig":"', sig, b'"', tail))  # "sig" sorts between "seq" and "stream"
     draft = checked.draft
     event = {
         "v": FORMAT_VERSION,
@@ -277,7 +278,7 @@ def seal_event(checked: Checked, signer: Signer, *, seq: int, version: int, reco
         "recorded_at": recorded_at,
         "actor": dict(draft.actor),
         "data": dict(draft.data),
-        "prev": base64.b64encode(prev).decode(),
+        "prev": prev64.decode(),
         "key_id": key_id,
         "sig": sig.decode(),
     }

@@ -383,8 +383,8 @@ def test_check_draft_keeps_text_that_only_spells_an_escaped_nul() -> None:
 def test_widest_size_is_the_length_of_the_widest_leaf(text: str, stream: str) -> None:
     checked = check_draft(draft(data={"note": text}, stream=stream), ORIGIN)
     head, tail = _leaf_parts(checked, ORIGIN, seq=2**53 - 1, version=2**31, recorded_at=format_time(datetime.now(UTC)),
-                             prev=ZERO_HASH, key_id="0" * 8)  # fmt: skip
-    widest = b"".join((*head, b',"sig":"', b"=" * 88, b'"', *tail))
+                             prev64=base64.b64encode(ZERO_HASH), key_id="0" * 8)  # fmt: skip
+    widest = b"".join((head, b',"sig":"', b"=" * 88, b'"', tail))
     assert widest_size(checked, ORIGIN) == len(widest)
 
 
