@@ -24,10 +24,10 @@ continues, so with them the batch takes the four. When another process moved the
 batches (not when the log ends where guessed and only a version or key this writer had
 forgotten, or never read, was not); where several processes are known to take turns at
 the lock (``seal_ahead=False``), it always does.
-While a batch is sealed ahead, the event loop gets a turn before each event is signed (with
-projectors, whose batch committing meanwhile takes four round trips), or before each 64th (without:
-that batch's one round trip then waits for its reply to be read at most while 64 events are signed,
-about 2 ms, and a batch of 32 runs through untaken).
+While a batch is sealed ahead, the event loop gets a turn before each event is signed with
+projectors (the batch committing meanwhile takes four round trips), and before each 64th
+without (its one round trip's reply then waits to be read at most while 64 events are
+signed, about 2 ms; a batch of 32 is signed without a turn).
 """
 
 from __future__ import annotations
